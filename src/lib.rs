@@ -1,0 +1,40 @@
+//! keygate: an API-key authentication gateway on pingora.
+//!
+//! # Layout, in reading order
+//!
+//! - The key and its record: [`key`] (the key string: generate, parse, verify), [`record`] (what is
+//!   stored about a key and a tenant, status rules).
+//! - Configuration: [`config`] (YAML → validated `Config`), [`routes`] (route and permission
+//!   matching), [`net`] (client IP, trusted proxies, allowlists), [`limit`] (GCRA buckets).
+//! - State: [`store`] (sled, the only module that names it), [`index`] (the in-memory key index the
+//!   proxy reads), [`registry`] (the one write path: store, then index), [`usage`] (batched usage
+//!   flushes), [`state`] (what the services share).
+//! - Services: [`proxy`] (the data path, pingora `ProxyHttp`), [`admin`] (the admin API, axum),
+//!   [`metrics`] (Prometheus), [`problem`] (the problem+json error body both APIs use).
+//! - Process: [`startup`] (wiring and shutdown), [`logging`], [`echo`] (the `keygate-echo` upstream).
+//!
+//! The request path, one direction: `proxy::request_filter` → `proxy::admit` (every check of
+//! SPEC §4.1, against `index` and `limit`) → `proxy::upstream` → the upstream → `proxy::logging`.
+
+pub mod key;
+pub mod record;
+
+pub mod config;
+pub mod limit;
+pub mod net;
+pub mod routes;
+
+pub mod index;
+pub mod registry;
+pub mod state;
+pub mod store;
+pub mod usage;
+
+pub mod admin;
+pub mod metrics;
+pub mod problem;
+pub mod proxy;
+
+pub mod echo;
+pub mod logging;
+pub mod startup;

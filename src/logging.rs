@@ -1,0 +1,11 @@
+//! Operational logs: leveled, to stderr, from `log.level` unless `RUST_LOG` is set. Pingora's own
+//! `log` records are bridged in. Never a key, a token or a query string in a message.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogConfig;
+
+pub fn init(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
