@@ -61,7 +61,11 @@ pub fn router(state: Arc<State>) -> Router {
 /// Gives every admin request an id (the client's when sane), visible to error bodies and echoed
 /// in `X-Request-Id`.
 async fn request_id(request: Request, next: Next) -> Response {
-    let id = match request.headers().get("x-request-id").and_then(|v| problem::sane_request_id(v.as_bytes())) {
+    let id = match request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| problem::sane_request_id(v.as_bytes()))
+    {
         Some(id) => id.to_owned(),
         None => problem::new_request_id(),
     };
@@ -86,7 +90,11 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     if state.proxy_ready.load(Ordering::Acquire) {
         Json(Health { status: "ready" }).into_response()
     } else {
-        (http::StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "starting" })).into_response()
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "starting" }),
+        )
+            .into_response()
     }
 }
 
@@ -101,10 +109,20 @@ struct GroupList {
     items: Vec<GroupView>,
 }
 
-async fn groups(AxumState(state): AxumState<Arc<State>>, actor: Actor) -> Result<Json<GroupList>, AdminError> {
+async fn groups(
+    AxumState(state): AxumState<Arc<State>>,
+    actor: Actor,
+) -> Result<Json<GroupList>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let settings = state.settings();
-    let items =
-        settings.config.groups.iter().map(|(name, permissions)| GroupView { name: name.clone(), permissions: permissions.clone() }).collect();
+    let items = settings
+        .config
+        .groups
+        .iter()
+        .map(|(name, permissions)| GroupView {
+            name: name.clone(),
+            permissions: permissions.clone(),
+        })
+        .collect();
     Ok(Json(GroupList { items }))
 }

@@ -35,7 +35,9 @@ struct ConfigArg {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(arg) => {
-            let Some(config) = load(&arg.config) else { return ExitCode::from(2) };
+            let Some(config) = load(&arg.config) else {
+                return ExitCode::from(2);
+            };
             keygate::logging::init(&config.log);
             match keygate::startup::serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +78,10 @@ fn hash_token() -> ExitCode {
         eprintln!("keygate hash-token: cannot read stdin: {e}");
         return ExitCode::FAILURE;
     }
-    let token = input.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&input);
+    let token = input
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&input);
     if token.is_empty() {
         eprintln!("keygate hash-token: give the token on stdin, e.g. `printf %s \"$TOKEN\" | keygate hash-token`");
         return ExitCode::FAILURE;

@@ -71,8 +71,17 @@ impl Registry {
         for (doc, usage) in store.load_keys()? {
             index.load(doc, &usage);
         }
-        let tenants = store.load_tenants()?.into_iter().map(|t| (t.id.clone(), t)).collect();
-        Ok(Registry { store, index, tenants: RwLock::new(tenants), write_lock: Mutex::new(()) })
+        let tenants = store
+            .load_tenants()?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        Ok(Registry {
+            store,
+            index,
+            tenants: RwLock::new(tenants),
+            write_lock: Mutex::new(()),
+        })
     }
 
     pub fn index(&self) -> &Arc<KeyIndex> {
@@ -90,13 +99,24 @@ impl Registry {
     }
 
     /// Creates a key and returns it with its secret (the only time the secret exists).
-    pub async fn create(&self, new: NewKey, key_prefix: &str, now: i64) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
+    pub async fn create(
+        &self,
+        new: NewKey,
+        key_prefix: &str,
+        now: i64,
+    ) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
         let live = {
             let _guard = self.write_lock.lock().await;
             if let Some(tenant) = &new.tenant {
-                let limit = self.tenant(tenant).ok_or_else(|| RegistryError::UnknownTenant(tenant.clone()))?.key_limit;
+                let limit = self
+                    .tenant(tenant)
+                    .ok_or_else(|| RegistryError::UnknownTenant(tenant.clone()))?
+                    .key_limit;
                 if self.keys_used(tenant, now) >= limit as usize {
-                    return Err(RegistryError::KeyLimitReached { tenant: tenant.clone(), limit });
+                    return Err(RegistryError::KeyLimitReached {
+                        tenant: tenant.clone(),
+                        limit,
+                    });
                 }
             }
             self.check_name_free(new.tenant.as_deref(), &new.name, None, now)?;
@@ -148,10 +168,17 @@ impl Registry {
     }
 
     /// Disables (`disabled = true`) or enables a key; idempotent; refused for revoked or expired keys.
-    pub async fn set_disabled(&self, id: KeyId, disabled: bool, now: i64) -> Result<Arc<LiveKey>, RegistryError> {
+    pub async fn set_disabled(
+        &self,
+        id: KeyId,
+        disabled: bool,
+        now: i64,
+    ) -> Result<Arc<LiveKey>, RegistryError> {
         self.mutate(id, |doc| {
             match doc.status(now) {
-                status @ (Status::Revoked | Status::Expired) => return Err(RegistryError::InvalidState(status.name())),
+                status @ (Status::Revoked | Status::Expired) => {
+                    return Err(RegistryError::InvalidState(status.name()))
+                }
                 Status::Active | Status::Inactive => {}
             }
             if doc.disabled != disabled {
@@ -171,7 +198,12 @@ impl Registry {
     ) -> Result<Arc<LiveKey>, RegistryError> {
         let live = {
             let _guard = self.write_lock.lock().await;
-            let mut doc = self.index.get(&id).ok_or(RegistryError::NotFound)?.doc.clone();
+            let mut doc = self
+                .index
+                .get(&id)
+                .ok_or(RegistryError::NotFound)?
+                .doc
+                .clone();
             change(&mut doc)?;
             self.store.put_key(&doc)?;
             self.index.publish(doc)
@@ -180,9 +212,18 @@ impl Registry {
         Ok(live)
     }
 
-    fn check_name_free(&self, owner: Option<&str>, name: &str, except: Option<KeyId>, now: i64) -> Result<(), RegistryError> {
+    fn check_name_free(
+        &self,
+        owner: Option<&str>,
+        name: &str,
+        except: Option<KeyId>,
+        now: i64,
+    ) -> Result<(), RegistryError> {
         let taken = self.index.all().iter().any(|k| {
-            k.doc.owner() == owner && k.doc.name == name && Some(k.doc.id) != except && k.doc.status(now) != Status::Revoked
+            k.doc.owner() == owner
+                && k.doc.name == name
+                && Some(k.doc.id) != except
+                && k.doc.status(now) != Status::Revoked
         });
         if taken {
             Err(RegistryError::NameTaken(name.to_owned()))
@@ -194,27 +235,56 @@ impl Registry {
     // --- tenants ---
 
     pub fn tenant(&self, id: &str) -> Option<TenantDoc> {
-        self.tenants.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     pub fn tenants(&self) -> Vec<TenantDoc> {
-        self.tenants.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Keys of the tenant that are neither revoked nor expired.
     pub fn keys_used(&self, tenant: &str, now: i64) -> usize {
-        self.index.all().iter().filter(|k| k.doc.tenant.as_deref() == Some(tenant) && k.doc.counts_toward_limit(now)).count()
+        self.index
+            .all()
+            .iter()
+            .filter(|k| k.doc.tenant.as_deref() == Some(tenant) && k.doc.counts_toward_limit(now))
+            .count()
     }
 
-    pub async fn create_tenant(&self, id: String, name: String, key_limit: u32, now: i64) -> Result<TenantDoc, RegistryError> {
+    pub async fn create_tenant(
+        &self,
+        id: String,
+        name: String,
+        key_limit: u32,
+        now: i64,
+    ) -> Result<TenantDoc, RegistryError> {
         let doc = {
             let _guard = self.write_lock.lock().await;
             if self.tenant(&id).is_some() {
                 return Err(RegistryError::TenantExists(id));
             }
-            let doc = TenantDoc { v: DOC_VERSION, id, name, key_limit, created_at: now, updated_at: now };
+            let doc = TenantDoc {
+                v: DOC_VERSION,
+                id,
+                name,
+                key_limit,
+                created_at: now,
+                updated_at: now,
+            };
             self.store.put_tenant(&doc)?;
-            self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
+            self.tenants
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(doc.id.clone(), doc.clone());
             doc
         };
         self.store.durable().await?;

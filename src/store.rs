@@ -31,7 +31,11 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: record {tree}/{id} is unreadable ({reason}); refusing to start with a partial key set")]
-    Corrupt { tree: &'static str, id: String, reason: String },
+    Corrupt {
+        tree: &'static str,
+        id: String,
+        reason: String,
+    },
     #[error("store: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -51,7 +55,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in directory `path`. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
         Ok(Store {
             keys: db.open_tree(KEYS)?,
             usage: db.open_tree(USAGE)?,
@@ -79,7 +86,13 @@ impl Store {
     }
 
     pub fn load_tenants(&self) -> Result<Vec<TenantDoc>, StoreError> {
-        self.tenants.iter().map(|item| item.map_err(StoreError::from).and_then(|(id, bytes)| decode(TENANTS, &id, &bytes))).collect()
+        self.tenants
+            .iter()
+            .map(|item| {
+                item.map_err(StoreError::from)
+                    .and_then(|(id, bytes)| decode(TENANTS, &id, &bytes))
+            })
+            .collect()
     }
 
     /// A number larger than any returned before, also across restarts.
@@ -88,7 +101,8 @@ impl Store {
     }
 
     pub fn put_key(&self, doc: &KeyDoc) -> Result<(), StoreError> {
-        self.keys.insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
+        self.keys
+            .insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
         Ok(())
     }
 
@@ -99,7 +113,8 @@ impl Store {
     }
 
     pub fn put_tenant(&self, doc: &TenantDoc) -> Result<(), StoreError> {
-        self.tenants.insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
+        self.tenants
+            .insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
         Ok(())
     }
 
@@ -147,7 +162,11 @@ impl Store {
     }
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    id: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         id: String::from_utf8_lossy(id).into_owned(),
@@ -201,13 +220,23 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.put_key(&a).unwrap();
             store.put_key(&b).unwrap();
-            let usage = UsageDoc { v: DOC_VERSION, requests_total: 7, ..Default::default() };
-            store.put_usage(&[(a.id, usage), (KeyId::generate(), UsageDoc::default())]).unwrap();
+            let usage = UsageDoc {
+                v: DOC_VERSION,
+                requests_total: 7,
+                ..Default::default()
+            };
+            store
+                .put_usage(&[(a.id, usage), (KeyId::generate(), UsageDoc::default())])
+                .unwrap();
             store.durable().await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let loaded = store.load_keys().unwrap();
-        assert_eq!(loaded.iter().map(|(d, _)| d.id).collect::<Vec<_>>(), vec![b.id, a.id], "creation order");
+        assert_eq!(
+            loaded.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
+            vec![b.id, a.id],
+            "creation order"
+        );
         assert_eq!(loaded[1].1.requests_total, 7);
         assert_eq!(loaded[0].1, UsageDoc::default());
     }
@@ -216,7 +245,10 @@ mod tests {
     async fn a_corrupt_record_refuses_to_load() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.keys.insert("AAAAAAAAAAAAAAAA", &b"{not json"[..]).unwrap();
+        store
+            .keys
+            .insert("AAAAAAAAAAAAAAAA", &b"{not json"[..])
+            .unwrap();
         assert!(matches!(store.load_keys(), Err(StoreError::Corrupt { .. })));
     }
 

@@ -46,15 +46,32 @@ impl AdminSecrets {
         let mut found = None;
         for t in &config.admin.tokens {
             if t.digest.matches(&digest) {
-                found = Some(Actor { name: t.name.clone(), scopes: t.scopes.clone(), tenant: t.tenant.clone() });
+                found = Some(Actor {
+                    name: t.name.clone(),
+                    scopes: t.scopes.clone(),
+                    tenant: t.tenant.clone(),
+                });
             }
         }
         if self.env_token.as_ref().is_some_and(|d| d.matches(&digest)) {
-            found = Some(Actor { name: "env".into(), scopes: all_scopes(), tenant: None });
+            found = Some(Actor {
+                name: "env".into(),
+                scopes: all_scopes(),
+                tenant: None,
+            });
         }
         let bootstrap_in_force = self.needs_bootstrap(config);
-        if self.bootstrap_token.as_ref().is_some_and(|d| d.matches(&digest)) && bootstrap_in_force {
-            found = Some(Actor { name: "bootstrap".into(), scopes: all_scopes(), tenant: None });
+        if self
+            .bootstrap_token
+            .as_ref()
+            .is_some_and(|d| d.matches(&digest))
+            && bootstrap_in_force
+        {
+            found = Some(Actor {
+                name: "bootstrap".into(),
+                scopes: all_scopes(),
+                tenant: None,
+            });
         }
         found
     }
@@ -64,7 +81,9 @@ impl AdminSecrets {
 pub fn generate_token() -> String {
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = OsRng;
-    let random: String = (0..43).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
+    let random: String = (0..43)
+        .map(|_| BASE62[rng.gen_range(0..62)] as char)
+        .collect();
     format!("kga_{random}")
 }
 
@@ -74,7 +93,10 @@ impl Actor {
         if self.scopes.contains(&scope) {
             Ok(())
         } else {
-            Err(AdminError::Forbidden(format!("this token lacks the scope {}", Scope::NAMES[scope as usize])))
+            Err(AdminError::Forbidden(format!(
+                "this token lacks the scope {}",
+                Scope::NAMES[scope as usize]
+            )))
         }
     }
 
@@ -84,7 +106,11 @@ impl Actor {
             Some(_) => Ok(()),
             None => Err(AdminError::Forbidden(format!(
                 "this token needs one of the scopes {}",
-                scopes.iter().map(|s| Scope::NAMES[*s as usize]).collect::<Vec<_>>().join(", ")
+                scopes
+                    .iter()
+                    .map(|s| Scope::NAMES[*s as usize])
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -111,7 +137,10 @@ impl FromRequestParts<Arc<State>> for Actor {
             .map(|(_, token)| token.trim())
             .ok_or(AdminError::Unauthorized)?;
         let settings = state.settings();
-        state.admin_secrets.authenticate(&settings.config, token).ok_or(AdminError::Unauthorized)
+        state
+            .admin_secrets
+            .authenticate(&settings.config, token)
+            .ok_or(AdminError::Unauthorized)
     }
 }
 
@@ -126,18 +155,37 @@ mod tests {
     #[test]
     fn tokens_from_config_env_and_bootstrap() {
         let reader = Digest::of(b"reader-token").to_hex();
-        let cfg = config(&format!("[{{name: reader, hash: \"sha256:{reader}\", scopes: [\"keys:read\"], tenant: acme}}]"));
-        let secrets = AdminSecrets { env_token: Some(Digest::of(b"env-token")), bootstrap_token: Some(Digest::of(b"boot")) };
+        let cfg = config(&format!(
+            "[{{name: reader, hash: \"sha256:{reader}\", scopes: [\"keys:read\"], tenant: acme}}]"
+        ));
+        let secrets = AdminSecrets {
+            env_token: Some(Digest::of(b"env-token")),
+            bootstrap_token: Some(Digest::of(b"boot")),
+        };
         let actor = secrets.authenticate(&cfg, "reader-token").unwrap();
-        assert_eq!((actor.name.as_str(), actor.tenant.as_deref()), ("reader", Some("acme")));
-        assert!(actor.require(Scope::KeysRead).is_ok() && actor.require(Scope::KeysCreate).is_err());
+        assert_eq!(
+            (actor.name.as_str(), actor.tenant.as_deref()),
+            ("reader", Some("acme"))
+        );
+        assert!(
+            actor.require(Scope::KeysRead).is_ok() && actor.require(Scope::KeysCreate).is_err()
+        );
         assert!(actor.sees(Some("acme")) && !actor.sees(Some("globex")) && !actor.sees(None));
         assert_eq!(secrets.authenticate(&cfg, "env-token").unwrap().name, "env");
-        assert!(secrets.authenticate(&cfg, "boot").is_none(), "the bootstrap token retires once other tokens exist");
+        assert!(
+            secrets.authenticate(&cfg, "boot").is_none(),
+            "the bootstrap token retires once other tokens exist"
+        );
         assert!(secrets.authenticate(&cfg, "nope").is_none());
         let bare = config("[]");
-        let only_bootstrap = AdminSecrets { env_token: None, bootstrap_token: Some(Digest::of(b"boot")) };
-        assert_eq!(only_bootstrap.authenticate(&bare, "boot").unwrap().name, "bootstrap");
+        let only_bootstrap = AdminSecrets {
+            env_token: None,
+            bootstrap_token: Some(Digest::of(b"boot")),
+        };
+        assert_eq!(
+            only_bootstrap.authenticate(&bare, "boot").unwrap().name,
+            "bootstrap"
+        );
     }
 
     #[test]

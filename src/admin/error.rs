@@ -79,9 +79,13 @@ impl From<RegistryError> for AdminError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::NotFound => AdminError::NotFound,
-            RegistryError::UnknownTenant(t) => AdminError::field("tenant", format!("unknown tenant {t:?}; create it first")),
+            RegistryError::UnknownTenant(t) => {
+                AdminError::field("tenant", format!("unknown tenant {t:?}; create it first"))
+            }
             RegistryError::NameTaken(_) => AdminError::NameTaken(e.to_string()),
-            RegistryError::KeyLimitReached { .. } => AdminError::KeyLimitReached(format!("{e}; revoke a key or raise the limit")),
+            RegistryError::KeyLimitReached { .. } => {
+                AdminError::KeyLimitReached(format!("{e}; revoke a key or raise the limit"))
+            }
             RegistryError::AlreadyRevoked => AdminError::AlreadyRevoked,
             RegistryError::InvalidState(_) => AdminError::InvalidState(e.to_string()),
             RegistryError::TenantExists(_) => AdminError::Conflict(e.to_string()),
@@ -102,11 +106,21 @@ impl IntoResponse for AdminError {
         if let AdminError::Validation(fields) = &self {
             problem.fields = Some(fields);
         }
-        let mut response = (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR), problem.to_json()).into_response();
+        let mut response = (
+            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+            problem.to_json(),
+        )
+            .into_response();
         let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(CONTENT_TYPE));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(CONTENT_TYPE),
+        );
         if status == 401 {
-            headers.insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static(r#"Bearer realm="keygate-admin""#));
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(r#"Bearer realm="keygate-admin""#),
+            );
         }
         response
     }
@@ -120,20 +134,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AdminError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, AdminError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)?;
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| AdminError::PayloadTooLarge)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(AdminError::BadRequest("the request needs a JSON object body".into()));
+            return Err(AdminError::BadRequest(
+                "the request needs a JSON object body".into(),
+            ));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             match path.as_str() {
-                "." => AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}")),
+                "." => {
+                    AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}"))
+                }
                 _ => AdminError::BadRequest(format!("{path}: {inner}")),
             }
         })?;
-        deserializer.end().map_err(|e| AdminError::BadRequest(format!("trailing data after the JSON object: {e}")))?;
+        deserializer.end().map_err(|e| {
+            AdminError::BadRequest(format!("trailing data after the JSON object: {e}"))
+        })?;
         Ok(JsonBody(value))
     }
 }

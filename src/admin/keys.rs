@@ -114,7 +114,9 @@ impl KeyView {
             updated_at: rfc3339(doc.updated_at),
             last_used_at: usage.last_used_at.map(rfc3339),
             last_used_ip: usage.last_used_ip.map(|ip| ip.to_string()),
-            usage: UsageView { requests_total: usage.requests_total },
+            usage: UsageView {
+                requests_total: usage.requests_total,
+            },
             rotation: doc.previous_valid(now).map(|r| RotationView {
                 rotated_at: rfc3339(r.rotated_at),
                 previous_valid_until: rfc3339(r.previous_valid_until),
@@ -127,7 +129,11 @@ impl KeyView {
 
 // === handlers ===
 
-pub async fn create(AxumState(state): Shared, actor: Actor, JsonBody(body): JsonBody<CreateKeyBody>) -> Result<(StatusCode, Json<KeyView>), AdminError> {
+pub async fn create(
+    AxumState(state): Shared,
+    actor: Actor,
+    JsonBody(body): JsonBody<CreateKeyBody>,
+) -> Result<(StatusCode, Json<KeyView>), AdminError> {
     actor.require(Scope::KeysCreate)?;
     let settings = state.settings();
     let config = &settings.config;
@@ -139,13 +145,25 @@ pub async fn create(AxumState(state): Shared, actor: Actor, JsonBody(body): Json
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn get(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let key = visible_key(&state, &actor, &id)?;
-    Ok(Json(KeyView::new(&key, &state.settings().config, unix_now())))
+    Ok(Json(KeyView::new(
+        &key,
+        &state.settings().config,
+        unix_now(),
+    )))
 }
 
-pub async fn revoke(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn revoke(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
     let now = unix_now();
@@ -153,19 +171,35 @@ pub async fn revoke(AxumState(state): Shared, actor: Actor, Path(id): Path<Strin
     Ok(Json(KeyView::new(&key, &state.settings().config, now)))
 }
 
-pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn disable(
+    state: Shared,
+    actor: Actor,
+    id: Path<String>,
+) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, true).await
 }
 
-pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn enable(
+    state: Shared,
+    actor: Actor,
+    id: Path<String>,
+) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, false).await
 }
 
-async fn set_disabled(AxumState(state): Shared, actor: Actor, Path(id): Path<String>, disabled: bool) -> Result<Json<KeyView>, AdminError> {
+async fn set_disabled(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+    disabled: bool,
+) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
     let now = unix_now();
-    let key = state.registry.set_disabled(key.doc.id, disabled, now).await?;
+    let key = state
+        .registry
+        .set_disabled(key.doc.id, disabled, now)
+        .await?;
     Ok(Json(KeyView::new(&key, &state.settings().config, now)))
 }
 
@@ -183,7 +217,12 @@ fn visible_key(state: &State, actor: &Actor, id: &str) -> Result<Arc<LiveKey>, A
 // === validation ===
 
 /// Checks every field of a create body; all problems are reported together.
-fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64) -> Result<NewKey, AdminError> {
+fn validate_create(
+    body: CreateKeyBody,
+    actor: &Actor,
+    config: &Config,
+    now: i64,
+) -> Result<NewKey, AdminError> {
     let mut fields = Fields::default();
     let kind = match body.kind.as_deref() {
         None => Some(Kind::Tenant),
@@ -194,10 +233,14 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
     // Authorization first: a tenant-restricted token may only create keys of its own tenant.
     if let Some(own) = &actor.tenant {
         if kind == Some(Kind::Service) {
-            return Err(AdminError::Forbidden("a tenant-restricted token cannot create service keys".into()));
+            return Err(AdminError::Forbidden(
+                "a tenant-restricted token cannot create service keys".into(),
+            ));
         }
         if body.tenant.as_deref().is_some_and(|t| t != own) {
-            return Err(AdminError::Forbidden(format!("this token may only create keys of tenant {own:?}")));
+            return Err(AdminError::Forbidden(format!(
+                "this token may only create keys of tenant {own:?}"
+            )));
         }
     }
     let tenant = match (kind, body.tenant) {
@@ -205,17 +248,37 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
             Some(own) => Some(own.clone()),
             None => fields.bad("tenant", "required for tenant keys"),
         },
-        (Some(Kind::Service), Some(_)) => fields.bad("tenant", "service keys belong to no tenant; leave tenant out"),
+        (Some(Kind::Service), Some(_)) => fields.bad(
+            "tenant",
+            "service keys belong to no tenant; leave tenant out",
+        ),
         (_, tenant) => tenant,
     };
     let name = match body.name {
         None => fields.bad("name", "required: 2-200 characters"),
-        Some(name) => fields.check("name", name, |n| valid_name(n), "must be 2-200 characters, not blank"),
+        Some(name) => fields.check(
+            "name",
+            name,
+            |n| valid_name(n),
+            "must be 2-200 characters, not blank",
+        ),
     };
-    let description = body.description.and_then(|d| fields.check("description", d, |d| d.chars().count() <= 1000, "must be at most 1000 characters"));
+    let description = body.description.and_then(|d| {
+        fields.check(
+            "description",
+            d,
+            |d| d.chars().count() <= 1000,
+            "must be at most 1000 characters",
+        )
+    });
     let environment = match body.environment.as_deref() {
         None => Some(Environment::Development),
-        Some(name) => Environment::from_name(name).or_else(|| fields.bad("environment", format!("{name:?} is not an environment (production, staging, development)"))),
+        Some(name) => Environment::from_name(name).or_else(|| {
+            fields.bad(
+                "environment",
+                format!("{name:?} is not an environment (production, staging, development)"),
+            )
+        }),
     };
     let role = match body.role.as_deref() {
         None | Some("admin") => Some(Role::Admin),
@@ -228,7 +291,10 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
     });
     let permissions = body.permissions.unwrap_or_default();
     if let Some(bad) = permissions.iter().find(|p| !valid_identifier(p)) {
-        fields.bad::<()>("permissions", format!("{bad:?} is not a permission name (1-64 of [A-Za-z0-9_.:-])"));
+        fields.bad::<()>(
+            "permissions",
+            format!("{bad:?} is not a permission name (1-64 of [A-Za-z0-9_.:-])"),
+        );
     }
     let mut ip_allowlist = Vec::new();
     for item in body.ip_allowlist.unwrap_or_default() {
@@ -246,14 +312,22 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
         }),
     };
     let customer_id = body.customer_id.and_then(|c| {
-        fields.check("customer_id", c, |c| (1..=200).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic()), "must be 1-200 visible ASCII characters")
+        fields.check(
+            "customer_id",
+            c,
+            |c| (1..=200).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic()),
+            "must be 1-200 visible ASCII characters",
+        )
     });
     let expires_at = match body.expires_at {
         None => None,
         Some(text) => match parse_timestamp(&text) {
             Some(at) if at > now => Some(at),
             Some(_) => fields.bad("expires_at", "must be in the future"),
-            None => fields.bad("expires_at", "must be an RFC 3339 timestamp or a date YYYY-MM-DD"),
+            None => fields.bad(
+                "expires_at",
+                "must be an RFC 3339 timestamp or a date YYYY-MM-DD",
+            ),
         },
     };
     if let Some(t) = &tenant {
@@ -280,7 +354,9 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
 
 /// Key names: 2-200 characters, not only whitespace, no control characters.
 pub fn valid_name(name: &str) -> bool {
-    (2..=200).contains(&name.chars().count()) && !name.trim().is_empty() && !name.chars().any(char::is_control)
+    (2..=200).contains(&name.chars().count())
+        && !name.trim().is_empty()
+        && !name.chars().any(char::is_control)
 }
 
 /// Collects field errors for a 422.
@@ -290,11 +366,19 @@ struct Fields(BTreeMap<String, String>);
 impl Fields {
     /// Records a problem; returns `None` so it can stand in for the missing value.
     fn bad<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
-        self.0.entry(field.to_owned()).or_insert_with(|| message.into());
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
         None
     }
 
-    fn check<T>(&mut self, field: &str, value: T, ok: impl Fn(&T) -> bool, message: &str) -> Option<T> {
+    fn check<T>(
+        &mut self,
+        field: &str,
+        value: T,
+        ok: impl Fn(&T) -> bool,
+        message: &str,
+    ) -> Option<T> {
         if ok(&value) {
             Some(value)
         } else {

@@ -42,19 +42,33 @@ pub struct TenantList {
 
 impl TenantView {
     fn new(doc: TenantDoc, keys_used: Option<usize>) -> Self {
-        TenantView { id: doc.id, name: doc.name, key_limit: doc.key_limit, keys_used }
+        TenantView {
+            id: doc.id,
+            name: doc.name,
+            key_limit: doc.key_limit,
+            keys_used,
+        }
     }
 }
 
-pub async fn create(AxumState(state): Shared, actor: Actor, JsonBody(body): JsonBody<CreateTenantBody>) -> Result<(StatusCode, Json<TenantView>), AdminError> {
+pub async fn create(
+    AxumState(state): Shared,
+    actor: Actor,
+    JsonBody(body): JsonBody<CreateTenantBody>,
+) -> Result<(StatusCode, Json<TenantView>), AdminError> {
     actor.require(Scope::TenantsManage)?;
     if actor.tenant.is_some() {
-        return Err(AdminError::Forbidden("a tenant-restricted token cannot create tenants".into()));
+        return Err(AdminError::Forbidden(
+            "a tenant-restricted token cannot create tenants".into(),
+        ));
     }
     let mut fields = std::collections::BTreeMap::new();
     let id = body.id.unwrap_or_default();
     if !valid_tenant_id(&id) {
-        fields.insert("id".to_owned(), "required: 2-63 characters of [a-z0-9-], starting with a letter or digit".to_owned());
+        fields.insert(
+            "id".to_owned(),
+            "required: 2-63 characters of [a-z0-9-], starting with a letter or digit".to_owned(),
+        );
     }
     let name = body.name.unwrap_or_default();
     if !valid_name(&name) {
@@ -66,12 +80,21 @@ pub async fn create(AxumState(state): Shared, actor: Actor, JsonBody(body): Json
     if !fields.is_empty() {
         return Err(AdminError::Validation(fields));
     }
-    let key_limit = body.key_limit.unwrap_or(state.settings().config.default_key_limit);
-    let doc = state.registry.create_tenant(id, name, key_limit, unix_now()).await?;
+    let key_limit = body
+        .key_limit
+        .unwrap_or(state.settings().config.default_key_limit);
+    let doc = state
+        .registry
+        .create_tenant(id, name, key_limit, unix_now())
+        .await?;
     Ok((StatusCode::CREATED, Json(TenantView::new(doc, Some(0)))))
 }
 
-pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<TenantView>, AdminError> {
+pub async fn get(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, AdminError> {
     actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
     if !actor.sees(Some(&id)) {
         return Err(AdminError::NotFound);

@@ -32,8 +32,14 @@ struct RateLimitView {
 }
 
 /// The answer for an admitted request with a key (`admission.key` is set by the caller's check).
-pub(super) fn response(config: &Config, admission: &Admission, request_id: &str) -> pingora::Result<(Box<ResponseHeader>, Bytes)> {
-    let key = admission.key.as_ref().ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "whoami without a key"))?;
+pub(super) fn response(
+    config: &Config,
+    admission: &Admission,
+    request_id: &str,
+) -> pingora::Result<(Box<ResponseHeader>, Bytes)> {
+    let key = admission.key.as_ref().ok_or_else(|| {
+        pingora::Error::explain(pingora::ErrorType::InternalError, "whoami without a key")
+    })?;
     let doc = &key.doc;
     let body = Whoami {
         id: doc.id.as_str(),

@@ -1,0 +1,17 @@
+//! keygate's black-box integration tests: each test starts its own `keygate serve` child process with its
+//! own echo upstreams, temp dir, ports and config, and talks to it only through the contract of SPEC.md.
+//! One test binary (`cargo test --test it`), one module per topic.
+
+mod helpers;
+
+mod admin;
+mod bootstrap;
+mod cli;
+mod environments;
+mod key_format;
+mod rate_limit;
+mod rejections;
+mod shutdown;
+mod upstream_view;
+mod usage;
+mod whoami;
