@@ -1,27 +1,35 @@
-//! The admin API (SPEC §5) on its own listener, served by axum. The route table below is the whole
-//! API; handlers live in `admin/keys.rs` and `admin/tenants.rs`.
+//! The admin API (SPEC §5) on its own listener, served by axum. The route table in [`api`] is the
+//! whole API, and the OpenAPI document is generated from the same table and the handlers' types,
+//! so the two cannot drift apart.
 //!
-//! | method, path                      | scope            |
-//! |-----------------------------------|------------------|
-//! | `GET /healthz`                    | none             |
-//! | `GET /readyz`                     | none             |
-//! | `POST /v1/keys`                   | keys:create      |
-//! | `GET /v1/keys/{id}`               | keys:read        |
-//! | `POST /v1/keys/{id}/revoke`       | keys:update      |
-//! | `POST /v1/keys/{id}/disable`      | keys:update      |
-//! | `POST /v1/keys/{id}/enable`       | keys:update      |
-//! | `POST /v1/tenants`                | tenants:manage   |
-//! | `GET /v1/tenants`                 | tenants:manage or keys:read |
-//! | `GET /v1/tenants/{id}`            | tenants:manage or keys:read |
-//! | `GET /v1/groups`                  | keys:read        |
+//! | method, path                         | scope                        |
+//! |--------------------------------------|------------------------------|
+//! | `GET /healthz`, `GET /readyz`        | none                         |
+//! | `GET /openapi.json`                  | none                         |
+//! | `POST /v1/keys`                      | keys:create                  |
+//! | `GET /v1/keys`, `GET /v1/keys/{id}`  | keys:read                    |
+//! | `PATCH /v1/keys/{id}`                | keys:update                  |
+//! | `POST /v1/keys/{id}/rotate`          | keys:update                  |
+//! | `POST /v1/keys/{id}/revoke`          | keys:update                  |
+//! | `POST /v1/keys/{id}/disable`         | keys:update                  |
+//! | `POST /v1/keys/{id}/enable`          | keys:update                  |
+//! | `DELETE /v1/keys/{id}`               | keys:delete                  |
+//! | `POST /v1/tenants`                   | tenants:manage               |
+//! | `GET /v1/tenants`, `GET /v1/tenants/{id}` | tenants:manage or keys:read |
+//! | `PATCH /v1/tenants/{id}`             | tenants:manage               |
+//! | `GET /v1/groups`                     | keys:read                    |
+//! | `GET /v1/audit`, `GET /v1/audit/verify` | audit:read                |
 //!
 //! Every answer carries `X-Request-Id`; errors are problem+json (`admin/error.rs`). The admin API
 //! writes only through the registry and never blocks the proxy.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod tenants;
+pub mod validate;
+pub mod views;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,43 +37,70 @@ use std::sync::Arc;
 use axum::extract::{Request, State as AxumState};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::auth::Actor;
 use self::error::{AdminError, REQUEST_ID};
+use self::views::{GroupList, GroupView, Health, ProblemView};
 use crate::config::Scope;
 use crate::problem;
 use crate::state::State;
 
-/// The admin router with every route of the table above.
+/// The admin router: every route of [`api`], plus `/openapi.json` serving its document.
 pub fn router(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/keys", post(keys::create))
-        .route("/v1/keys/{id}", get(keys::get))
-        .route("/v1/keys/{id}/revoke", post(keys::revoke))
-        .route("/v1/keys/{id}/disable", post(keys::disable))
-        .route("/v1/keys/{id}/enable", post(keys::enable))
-        .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/tenants/{id}", get(tenants::get))
-        .route("/v1/groups", get(groups))
+    let (router, document) = api().split_for_parts();
+    let document = Arc::new(document.to_json().unwrap_or_default());
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], document.as_ref().clone()) }
+            }),
+        )
         .fallback(|| async { AdminError::NotFound })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
+/// The OpenAPI document of the admin API.
+pub fn openapi() -> OpenApi {
+    api().split_for_parts().1
+}
+
+/// THE route table.
+fn api() -> OpenApiRouter<Arc<State>> {
+    let mut document = OpenApi::builder()
+        .info(utoipa::openapi::InfoBuilder::new().title("keygate admin API").version(env!("CARGO_PKG_VERSION")).build())
+        .build();
+    let components = document.components.get_or_insert_with(Default::default);
+    components
+        .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    OpenApiRouter::with_openapi(document)
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::get, keys::patch, keys::delete))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::disable))
+        .routes(routes!(keys::enable))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get, tenants::patch))
+        .routes(routes!(groups))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+}
+
 /// Gives every admin request an id (the client's when sane), visible to error bodies and echoed
 /// in `X-Request-Id`.
 async fn request_id(request: Request, next: Next) -> Response {
-    let id = match request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| problem::sane_request_id(v.as_bytes()))
-    {
+    let id = match request.headers().get("x-request-id").and_then(|v| problem::sane_request_id(v.as_bytes())) {
         Some(id) => id.to_owned(),
         None => problem::new_request_id(),
     };
@@ -76,53 +111,32 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-}
-
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// 200 when the store is open (it is, or the process would not run) and every listener is bound.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Store open, listeners bound", body = Health), (status = 503, description = "Starting", body = Health)))]
 async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     if state.proxy_ready.load(Ordering::Acquire) {
         Json(Health { status: "ready" }).into_response()
     } else {
-        (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health { status: "starting" }),
-        )
-            .into_response()
+        (http::StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "starting" })).into_response()
     }
 }
 
-#[derive(Serialize)]
-struct GroupView {
-    name: String,
-    permissions: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct GroupList {
-    items: Vec<GroupView>,
-}
-
-async fn groups(
-    AxumState(state): AxumState<Arc<State>>,
-    actor: Actor,
-) -> Result<Json<GroupList>, AdminError> {
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    responses((status = 200, body = GroupList), (status = "4XX", description = "401, 403", body = ProblemView)))]
+async fn groups(AxumState(state): AxumState<Arc<State>>, actor: Actor) -> Result<Json<GroupList>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let settings = state.settings();
     let items = settings
         .config
         .groups
         .iter()
-        .map(|(name, permissions)| GroupView {
-            name: name.clone(),
-            permissions: permissions.clone(),
-        })
+        .map(|(name, permissions)| GroupView { name: name.clone(), permissions: permissions.clone() })
         .collect();
     Ok(Json(GroupList { items }))
 }

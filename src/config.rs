@@ -120,12 +120,8 @@ pub struct StorageConfig {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError::new(
-            ".",
-            format!("cannot read {}: {e}", path.display()),
-        )]
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(".", format!("cannot read {}: {e}", path.display()))])?;
     parse(&text)
 }
 
@@ -133,28 +129,21 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let file: FileConfig =
-        serde_ignored::deserialize(deserializer, |path| unknown.push(render_ignored(&path)))
-            .or_else(|_| {
-                // Re-run with path tracking to say where the type error is.
-                let deserializer = serde_yaml::Deserializer::from_str(text);
-                serde_path_to_error::deserialize::<_, FileConfig>(deserializer).map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner().to_string();
-                    vec![ConfigError::new(
-                        if path == "?" { "." } else { &path },
-                        inner,
-                    )]
-                })
-            })?;
+    let file: FileConfig = serde_ignored::deserialize(deserializer, |path| unknown.push(render_ignored(&path)))
+        .or_else(|_| {
+            // Re-run with path tracking to say where the type error is.
+            let deserializer = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize::<_, FileConfig>(deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                vec![ConfigError::new(if path == "?" { "." } else { &path }, inner)]
+            })
+        })?;
     let mut errors: Vec<ConfigError> = unknown
         .into_iter()
         .map(|path| ConfigError::new(&path, "unknown key (see docs/config.md for the whole tree)"))
         .collect();
-    let config = Validator {
-        errors: &mut errors,
-    }
-    .config(file);
+    let config = Validator { errors: &mut errors }.config(file);
     match config {
         Some(config) if errors.is_empty() => Ok(config),
         _ => Err(errors),
@@ -174,9 +163,7 @@ fn render_ignored(path: &serde_ignored::Path<'_>) -> String {
                 format!("{parent}.{key}")
             }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            render_ignored(parent)
-        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => render_ignored(parent),
     }
 }
 
@@ -188,10 +175,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { path: path.into(), message: message.into() });
     }
 
     /// Builds the whole config; `None` when something needed could not be built (errors say why).
@@ -222,34 +206,20 @@ impl Validator<'_> {
             || f.keys.prefix.len() > 16
             || !f.keys.prefix.bytes().all(|b| b.is_ascii_alphanumeric())
         {
-            self.fail(
-                "keys.prefix",
-                format!("{:?} must be 1-16 characters of [0-9A-Za-z]", f.keys.prefix),
-            );
+            self.fail("keys.prefix", format!("{:?} must be 1-16 characters of [0-9A-Za-z]", f.keys.prefix));
         }
         let admin_listen = self.listen_addr("admin.listen", &f.admin.listen);
-        let tokens = f
-            .admin
-            .tokens
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, t)| self.admin_token(i, t))
-            .collect::<Vec<_>>();
+        let tokens =
+            f.admin.tokens.into_iter().enumerate().filter_map(|(i, t)| self.admin_token(i, t)).collect::<Vec<_>>();
         let mut names = HashSet::new();
         for (i, t) in tokens.iter().enumerate() {
             if !names.insert(t.name.clone()) {
-                self.fail(
-                    format!("admin.tokens[{i}].name"),
-                    format!("{:?} is used by another token", t.name),
-                );
+                self.fail(format!("admin.tokens[{i}].name"), format!("{:?} is used by another token", t.name));
             }
         }
         let metrics_listen = self.listen_addr("metrics.listen", &f.metrics.listen);
         let log = self.log(f.log);
-        let usage_flush_interval = self.duration(
-            "storage.usage_flush_interval",
-            &f.storage.usage_flush_interval,
-        );
+        let usage_flush_interval = self.duration("storage.usage_flush_interval", &f.storage.usage_flush_interval);
         if f.storage.path.trim().is_empty() {
             self.fail("storage.path", "must name a directory for the store");
         }
@@ -261,16 +231,10 @@ impl Validator<'_> {
             default_key_limit: f.tenants.default_key_limit,
             key_prefix: f.keys.prefix,
             expiring_soon_days: f.keys.expiring_soon_days,
-            admin: AdminConfig {
-                listen: admin_listen?,
-                tokens,
-            },
+            admin: AdminConfig { listen: admin_listen?, tokens },
             metrics_listen: metrics_listen?,
             log: log?,
-            storage: StorageConfig {
-                path: PathBuf::from(f.storage.path),
-                usage_flush_interval: usage_flush_interval?,
-            },
+            storage: StorageConfig { path: PathBuf::from(f.storage.path), usage_flush_interval: usage_flush_interval? },
         })
     }
 
@@ -278,17 +242,10 @@ impl Validator<'_> {
         if p.listen.is_empty() {
             self.fail("proxy.listen", "needs at least one address");
         }
-        let listen: Vec<Option<SocketAddr>> = p
-            .listen
-            .iter()
-            .enumerate()
-            .map(|(i, a)| self.listen_addr(&format!("proxy.listen[{i}]"), a))
-            .collect();
+        let listen: Vec<Option<SocketAddr>> =
+            p.listen.iter().enumerate().map(|(i, a)| self.listen_addr(&format!("proxy.listen[{i}]"), a)).collect();
         if p.threads > MAX_PROXY_THREADS {
-            self.fail(
-                "proxy.threads",
-                format!("{} is out of range 0..={MAX_PROXY_THREADS}", p.threads),
-            );
+            self.fail("proxy.threads", format!("{} is out of range 0..={MAX_PROXY_THREADS}", p.threads));
         }
         if p.key_headers.is_empty() {
             self.fail("proxy.key_headers", "needs at least one header name");
@@ -296,19 +253,12 @@ impl Validator<'_> {
         let mut key_headers = Vec::new();
         for (i, name) in p.key_headers.iter().enumerate() {
             match HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-                Ok(h) if name.to_ascii_lowercase().starts_with("x-keygate-") => self.fail(
-                    format!("proxy.key_headers[{i}]"),
-                    format!("{h} is reserved for identity headers"),
-                ),
+                Ok(h) if name.to_ascii_lowercase().starts_with("x-keygate-") => {
+                    self.fail(format!("proxy.key_headers[{i}]"), format!("{h} is reserved for identity headers"))
+                }
                 Ok(h) if !key_headers.contains(&h) => key_headers.push(h),
-                Ok(_) => self.fail(
-                    format!("proxy.key_headers[{i}]"),
-                    format!("{name:?} is listed twice"),
-                ),
-                Err(_) => self.fail(
-                    format!("proxy.key_headers[{i}]"),
-                    format!("{name:?} is not a header name"),
-                ),
+                Ok(_) => self.fail(format!("proxy.key_headers[{i}]"), format!("{name:?} is listed twice")),
+                Err(_) => self.fail(format!("proxy.key_headers[{i}]"), format!("{name:?} is not a header name")),
             }
         }
         let trusted_proxies = self.cidrs("proxy.trusted_proxies", &p.trusted_proxies);
@@ -328,25 +278,16 @@ impl Validator<'_> {
         })
     }
 
-    fn environments(
-        &mut self,
-        envs: BTreeMap<String, file::EnvironmentFile>,
-    ) -> [Option<EnvironmentConfig>; 3] {
+    fn environments(&mut self, envs: BTreeMap<String, file::EnvironmentFile>) -> [Option<EnvironmentConfig>; 3] {
         let mut out: [Option<EnvironmentConfig>; 3] = [None, None, None];
         let mut seen_hosts: BTreeMap<String, String> = BTreeMap::new();
         if envs.is_empty() {
-            self.fail(
-                "environments",
-                "configure at least one of production, staging, development",
-            );
+            self.fail("environments", "configure at least one of production, staging, development");
         }
         for (name, e) in envs {
             let base = format!("environments.{name}");
             let Some(env) = Environment::from_name(&name) else {
-                self.fail(
-                    &base,
-                    format!("{name:?} is not an environment (production, staging, development)"),
-                );
+                self.fail(&base, format!("{name:?} is not an environment (production, staging, development)"));
                 continue;
             };
             if e.upstreams.is_empty() {
@@ -363,24 +304,15 @@ impl Validator<'_> {
                 let host = host.trim().to_ascii_lowercase();
                 let path = format!("{base}.hosts[{i}]");
                 if host.is_empty() || host.contains(['/', ' ', ':']) {
-                    self.fail(
-                        path,
-                        format!("{host:?} is not a host name (no port, no scheme)"),
-                    );
+                    self.fail(path, format!("{host:?} is not a host name (no port, no scheme)"));
                 } else if let Some(other) = seen_hosts.insert(host.clone(), name.clone()) {
                     self.fail(path, format!("{host:?} is already a host of {other}"));
                 } else {
                     hosts.push(host);
                 }
             }
-            let rate_limit = e
-                .rate_limit
-                .and_then(|r| self.rate_limit(&format!("{base}.rate_limit"), r));
-            out[env.index()] = Some(EnvironmentConfig {
-                hosts,
-                upstreams,
-                rate_limit,
-            });
+            let rate_limit = e.rate_limit.and_then(|r| self.rate_limit(&format!("{base}.rate_limit"), r));
+            out[env.index()] = Some(EnvironmentConfig { hosts, upstreams, rate_limit });
         }
         out
     }
@@ -392,32 +324,21 @@ impl Validator<'_> {
             let base = format!("routes[{i}]");
             let path = r.path.trim_end_matches('/').to_owned();
             if !r.path.starts_with('/') || r.path.contains(['?', '#', ' ']) {
-                self.fail(
-                    format!("{base}.path"),
-                    format!("{:?} must be a path starting with /", r.path),
-                );
+                self.fail(format!("{base}.path"), format!("{:?} must be a path starting with /", r.path));
                 continue;
             }
             if !paths.insert(path.clone()) {
-                self.fail(
-                    format!("{base}.path"),
-                    format!("{:?} is routed twice", r.path),
-                );
+                self.fail(format!("{base}.path"), format!("{:?} is routed twice", r.path));
             }
             let methods = r.methods.map(|methods| {
                 methods
                     .iter()
                     .enumerate()
-                    .filter_map(|(j, m)| {
-                        match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                            Ok(method) => Some(method),
-                            Err(_) => {
-                                self.fail(
-                                    format!("{base}.methods[{j}]"),
-                                    format!("{m:?} is not an HTTP method"),
-                                );
-                                None
-                            }
+                    .filter_map(|(j, m)| match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                        Ok(method) => Some(method),
+                        Err(_) => {
+                            self.fail(format!("{base}.methods[{j}]"), format!("{m:?} is not an HTTP method"));
+                            None
                         }
                     })
                     .collect::<Vec<_>>()
@@ -428,16 +349,10 @@ impl Validator<'_> {
                     "a public route needs no key, so it cannot require a permission",
                 );
             }
-            if r.permission
-                .as_deref()
-                .is_some_and(|p| !valid_identifier(p))
-            {
+            if r.permission.as_deref().is_some_and(|p| !valid_identifier(p)) {
                 self.fail(
                     format!("{base}.permission"),
-                    format!(
-                        "{:?} is not a permission name",
-                        r.permission.unwrap_or_default()
-                    ),
+                    format!("{:?} is not a permission name", r.permission.unwrap_or_default()),
                 );
                 continue;
             }
@@ -446,20 +361,12 @@ impl Validator<'_> {
                 Some(name) => Environment::from_name(name).unwrap_or_else(|| {
                     self.fail(
                         format!("{base}.environment"),
-                        format!(
-                            "{name:?} is not an environment (production, staging, development)"
-                        ),
+                        format!("{name:?} is not an environment (production, staging, development)"),
                     );
                     Environment::Production
                 }),
             };
-            out.push(Route {
-                path,
-                methods,
-                permission: r.permission,
-                public: r.public,
-                environment,
-            });
+            out.push(Route { path, methods, permission: r.permission, public: r.public, environment });
         }
         Some(Routes::new(out))
     }
@@ -469,18 +376,12 @@ impl Validator<'_> {
         if !valid_identifier(&t.name) {
             self.fail(
                 format!("{base}.name"),
-                format!(
-                    "{:?} is not a token name ([A-Za-z0-9_.:-], 1-64 characters)",
-                    t.name
-                ),
+                format!("{:?} is not a token name ([A-Za-z0-9_.:-], 1-64 characters)", t.name),
             );
         }
         let digest = t.hash.strip_prefix("sha256:").and_then(Digest::from_hex);
         if digest.is_none() {
-            self.fail(
-                format!("{base}.hash"),
-                "must be sha256:<64 hex digits> (make one with `keygate hash-token`)",
-            );
+            self.fail(format!("{base}.hash"), "must be sha256:<64 hex digits> (make one with `keygate hash-token`)");
         }
         let scopes: Vec<Scope> = t
             .scopes
@@ -505,12 +406,7 @@ impl Validator<'_> {
                 );
             }
         }
-        Some(AdminToken {
-            name: t.name,
-            digest: digest?,
-            scopes,
-            tenant: t.tenant,
-        })
+        Some(AdminToken { name: t.name, digest: digest?, scopes, tenant: t.tenant })
     }
 
     fn log(&mut self, l: file::LogFile) -> Option<LogConfig> {
@@ -524,19 +420,10 @@ impl Validator<'_> {
             path => AccessLog::File(PathBuf::from(path)),
         };
         if tracing_subscriber::EnvFilter::try_new(&l.level).is_err() {
-            self.fail(
-                "log.level",
-                format!(
-                    "{:?} is not a level (error, warn, info, debug, trace) or filter",
-                    l.level
-                ),
-            );
+            self.fail("log.level", format!("{:?} is not a level (error, warn, info, debug, trace) or filter", l.level));
             return None;
         }
-        Some(LogConfig {
-            access,
-            level: l.level,
-        })
+        Some(LogConfig { access, level: l.level })
     }
 
     fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
@@ -547,30 +434,21 @@ impl Validator<'_> {
                 None
             }
             Err(_) => {
-                self.fail(
-                    path,
-                    format!("{text:?} is not a duration (like 500ms, 5s, 10m, 1h)"),
-                );
+                self.fail(path, format!("{text:?} is not a duration (like 500ms, 5s, 10m, 1h)"));
                 None
             }
         }
     }
 
     fn rate_limit(&mut self, path: &str, wire: RateLimitWire) -> Option<RateLimit> {
-        RateLimit::try_from(wire)
-            .map_err(|e| self.fail(path, e))
-            .ok()
+        RateLimit::try_from(wire).map_err(|e| self.fail(path, e)).ok()
     }
 
     fn cidrs(&mut self, path: &str, items: &[String]) -> Vec<IpNet> {
         items
             .iter()
             .enumerate()
-            .filter_map(|(i, text)| {
-                net::parse_cidr(text)
-                    .map_err(|e| self.fail(format!("{path}[{i}]"), e))
-                    .ok()
-            })
+            .filter_map(|(i, text)| net::parse_cidr(text).map_err(|e| self.fail(format!("{path}[{i}]"), e)).ok())
             .collect()
     }
 
@@ -586,9 +464,8 @@ impl Validator<'_> {
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Some(addr);
         }
-        let has_port = text
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let has_port =
+            text.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !has_port {
             self.fail(path, format!("{text:?} is not {what}"));
             return None;
@@ -605,20 +482,14 @@ impl Validator<'_> {
 
 /// Names of groups, permissions and tokens: 1-64 characters of `[A-Za-z0-9_.:-]`.
 pub fn valid_identifier(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
 }
 
 // === impl ConfigError ===
 
 impl ConfigError {
     fn new(path: &str, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.to_owned(),
-            message: message.into(),
-        }
+        ConfigError { path: path.to_owned(), message: message.into() }
     }
 }
 
@@ -637,18 +508,14 @@ impl Config {
 
     /// True when some environment lists `hosts`: then the Host header selects the environment.
     pub fn routes_by_host(&self) -> bool {
-        self.environments
-            .iter()
-            .flatten()
-            .any(|e| !e.hosts.is_empty())
+        self.environments.iter().flatten().any(|e| !e.hosts.is_empty())
     }
 
     /// The environment whose `hosts` contain `host` (already lower-case, without port).
     pub fn environment_for_host(&self, host: &str) -> Option<Environment> {
-        Environment::ALL.into_iter().find(|env| {
-            self.environment(*env)
-                .is_some_and(|e| e.hosts.iter().any(|h| h == host))
-        })
+        Environment::ALL
+            .into_iter()
+            .find(|env| self.environment(*env).is_some_and(|e| e.hosts.iter().any(|h| h == host)))
     }
 
     pub fn group_permissions(&self, group: &str) -> &[String] {
@@ -657,10 +524,7 @@ impl Config {
 
     /// The union of a key's group permissions and its own, sorted.
     pub fn effective_permissions(&self, doc: &crate::record::KeyDoc) -> Vec<String> {
-        let group = doc
-            .group
-            .as_deref()
-            .map_or(&[][..], |g| self.group_permissions(g));
+        let group = doc.group.as_deref().map_or(&[][..], |g| self.group_permissions(g));
         let mut all: Vec<String> = group.iter().chain(&doc.permissions).cloned().collect();
         all.sort();
         all.dedup();
@@ -671,14 +535,8 @@ impl Config {
 // === impl Scope ===
 
 impl Scope {
-    pub const NAMES: [&'static str; 6] = [
-        "keys:read",
-        "keys:create",
-        "keys:update",
-        "keys:delete",
-        "tenants:manage",
-        "audit:read",
-    ];
+    pub const NAMES: [&'static str; 6] =
+        ["keys:read", "keys:create", "keys:update", "keys:delete", "tenants:manage", "audit:read"];
     pub const ALL: [Scope; 6] = [
         Scope::KeysRead,
         Scope::KeysCreate,
@@ -689,10 +547,7 @@ impl Scope {
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
-        Scope::NAMES
-            .iter()
-            .position(|n| *n == text)
-            .map(|i| Scope::ALL[i])
+        Scope::NAMES.iter().position(|n| *n == text).map(|i| Scope::ALL[i])
     }
 }
 
@@ -703,12 +558,7 @@ mod tests {
     const MINIMAL: &str = "environments:\n  production:\n    upstreams: [\"127.0.0.1:9001\"]\n";
 
     fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .map(|_| ())
-            .expect_err("should be refused")
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect()
+        parse(text).map(|_| ()).expect_err("should be refused").into_iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
@@ -724,23 +574,13 @@ mod tests {
         assert_eq!(c.proxy.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
         assert_eq!(
             c.proxy.key_headers,
-            vec![
-                HeaderName::from_static("x-api-key"),
-                HeaderName::from_static("authorization")
-            ]
+            vec![HeaderName::from_static("x-api-key"), HeaderName::from_static("authorization")]
         );
         assert_eq!(c.proxy.upstream_timeout, Duration::from_secs(30));
         assert_eq!(c.proxy.failed_auth_limit.count, 30);
         assert_eq!(c.admin.listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(c.metrics_listen, "127.0.0.1:9100".parse().unwrap());
-        assert_eq!(
-            (
-                c.key_prefix.as_str(),
-                c.expiring_soon_days,
-                c.default_key_limit
-            ),
-            ("kg", 7, 10)
-        );
+        assert_eq!((c.key_prefix.as_str(), c.expiring_soon_days, c.default_key_limit), ("kg", 7, 10));
         assert_eq!(c.storage.usage_flush_interval, Duration::from_secs(1));
         assert_eq!(c.log.access, AccessLog::Stdout);
         assert!(c.proxy.threads >= 1);
@@ -757,20 +597,16 @@ mod tests {
             "proxy.upstream_timeout: \"soon\" is not a duration",
             "proxy.threads: 5000 is out of range",
         ] {
-            assert!(
-                errs.iter().any(|e| e.starts_with(expected)),
-                "missing {expected:?} in {errs:#?}"
-            );
+            assert!(errs.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errs:#?}");
         }
     }
 
     #[test]
     fn type_errors_name_their_path() {
-        let errs = errors("environments:\n  production:\n    upstreams: \"127.0.0.1:1\"\n    rate_limit: {per_second: lots}\n");
-        assert!(
-            errs[0].starts_with("environments.production.upstreams"),
-            "{errs:?}"
+        let errs = errors(
+            "environments:\n  production:\n    upstreams: \"127.0.0.1:1\"\n    rate_limit: {per_second: lots}\n",
         );
+        assert!(errs[0].starts_with("environments.production.upstreams"), "{errs:?}");
     }
 
     #[test]
@@ -788,39 +624,23 @@ mod tests {
             "routes[1].permission",
             "routes[2].methods[0]",
         ] {
-            assert!(
-                errs.iter().any(|e| e.starts_with(expected)),
-                "missing {expected:?} in {errs:#?}"
-            );
+            assert!(errs.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errs:#?}");
         }
     }
 
     #[test]
     fn hosts_are_lower_cased_and_unique() {
-        let ok = parse("environments:\n  production: {hosts: [\"API.Example.com\"], upstreams: [\"127.0.0.1:1\"]}\n").unwrap();
+        let ok = parse("environments:\n  production: {hosts: [\"API.Example.com\"], upstreams: [\"127.0.0.1:1\"]}\n")
+            .unwrap();
         assert!(ok.routes_by_host());
-        assert_eq!(
-            ok.environment_for_host("api.example.com"),
-            Some(Environment::Production)
-        );
+        assert_eq!(ok.environment_for_host("api.example.com"), Some(Environment::Production));
         let errs = errors("environments:\n  production: {hosts: [a.test], upstreams: [\"127.0.0.1:1\"]}\n  staging: {hosts: [A.test], upstreams: [\"127.0.0.1:1\"]}\n");
-        assert!(
-            errs.iter()
-                .any(|e| e.starts_with("environments.staging.hosts[0]")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.starts_with("environments.staging.hosts[0]")), "{errs:?}");
     }
 
     #[test]
     fn garbage_yaml_is_an_error_not_a_panic() {
-        for text in [
-            "",
-            ":",
-            "[1, 2",
-            "proxy: 5",
-            "\u{0}",
-            "environments: {production: {upstreams: [[]]}}",
-        ] {
+        for text in ["", ":", "[1, 2", "proxy: 5", "\u{0}", "environments: {production: {upstreams: [[]]}}"] {
             assert!(parse(text).is_err(), "{text:?}");
         }
     }

@@ -33,10 +33,7 @@ fn answer(name: &str, request: &Request) -> impl IntoResponse {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in request.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(key.as_str().to_owned())
-            .and_modify(|v| *v = format!("{v}, {value}"))
-            .or_insert(value);
+        headers.entry(key.as_str().to_owned()).and_modify(|v| *v = format!("{v}, {value}")).or_insert(value);
     }
     let status = headers
         .get("x-echo-status")

@@ -64,11 +64,7 @@ impl KeyIndex {
 
     /// Loads a key from the store at startup, with its persisted usage.
     pub fn load(&self, doc: KeyDoc, usage: &UsageDoc) {
-        let live = LiveKey {
-            doc,
-            usage: Arc::new(Usage::from_doc(usage)),
-            bucket: Arc::default(),
-        };
+        let live = LiveKey { doc, usage: Arc::new(Usage::from_doc(usage)), bucket: Arc::default() };
         self.keys.insert(live.doc.id, Arc::new(live));
     }
 
@@ -78,10 +74,7 @@ impl KeyIndex {
 
     /// A snapshot of every key (no map guard survives the call).
     pub fn all(&self) -> Vec<Arc<LiveKey>> {
-        self.keys
-            .iter()
-            .map(|entry| entry.value().clone())
-            .collect()
+        self.keys.iter().map(|entry| entry.value().clone()).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -95,10 +88,7 @@ impl KeyIndex {
     /// Records one authenticated request of `key` (memory only).
     pub fn touch(&self, key: &LiveKey, ip: IpAddr, now: i64, with_previous_secret: bool) {
         if key.usage.touch(ip, now, with_previous_secret) {
-            self.dirty
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(key.doc.id);
+            self.dirty.lock().unwrap_or_else(|e| e.into_inner()).push(key.doc.id);
         }
     }
 
@@ -201,18 +191,10 @@ mod tests {
         assert_eq!(taken.len(), 1);
         let usage = &taken[0].1;
         assert_eq!(
-            (
-                usage.requests_total,
-                usage.previous_requests,
-                usage.last_used_at,
-                usage.last_used_ip
-            ),
+            (usage.requests_total, usage.previous_requests, usage.last_used_at, usage.last_used_ip),
             (2, 1, Some(101), Some(ip))
         );
-        assert!(
-            index.take_dirty().is_empty(),
-            "nothing new since the last flush"
-        );
+        assert!(index.take_dirty().is_empty(), "nothing new since the last flush");
         index.touch(&key, ip, 102, false);
         assert_eq!(index.take_dirty().len(), 1);
     }
@@ -225,9 +207,7 @@ mod tests {
         let mut edited = first.doc.clone();
         edited.disabled = true;
         let second = index.publish(edited);
-        assert!(
-            Arc::ptr_eq(&first.usage, &second.usage) && Arc::ptr_eq(&first.bucket, &second.bucket)
-        );
+        assert!(Arc::ptr_eq(&first.usage, &second.usage) && Arc::ptr_eq(&first.bucket, &second.bucket));
         assert!(index.get(&first.doc.id).unwrap().doc.disabled);
     }
 }

@@ -55,10 +55,7 @@ impl KeyId {
     /// Parses a 16-character base62 id (as found in admin API paths).
     pub fn parse(text: &str) -> Option<Self> {
         let bytes: [u8; ID_LEN] = text.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(u8::is_ascii_alphanumeric)
-            .then_some(KeyId(bytes))
+        bytes.iter().all(u8::is_ascii_alphanumeric).then_some(KeyId(bytes))
     }
 
     pub fn as_str(&self) -> &str {
@@ -159,13 +156,9 @@ impl fmt::Debug for Secret {
 /// Parses a presented key: the prefix, the environment tag, the id and the checksum must all hold.
 /// Works on bytes, so any header value (even non-UTF-8) can be given; never panics.
 pub fn parse(prefix: &str, presented: &[u8]) -> Option<ParsedKey> {
-    let rest = presented
-        .strip_prefix(prefix.as_bytes())?
-        .strip_prefix(b"_")?;
+    let rest = presented.strip_prefix(prefix.as_bytes())?.strip_prefix(b"_")?;
     let (environment, rest) = Environment::ALL.iter().find_map(|env| {
-        let after = rest
-            .strip_prefix(env.tag().as_bytes())?
-            .strip_prefix(b"_")?;
+        let after = rest.strip_prefix(env.tag().as_bytes())?.strip_prefix(b"_")?;
         Some((*env, after))
     })?;
     let (id, rest) = rest.split_at_checked(ID_LEN)?;
@@ -212,10 +205,7 @@ mod tests {
             let text = secret.expose();
             let parts: Vec<&str> = text.split('_').collect();
             assert_eq!(parts.len(), 4, "{text}");
-            assert_eq!(
-                (parts[0], parts[1], parts[2]),
-                ("kg", env.tag(), id.as_str())
-            );
+            assert_eq!((parts[0], parts[1], parts[2]), ("kg", env.tag(), id.as_str()));
             assert_eq!(parts[3].len(), RANDOM_LEN + CHECK_LEN);
             assert!(parts[3].bytes().all(|b| b.is_ascii_alphanumeric()));
             assert_eq!(secret.mark(), &text[text.len() - 4..]);
@@ -226,13 +216,7 @@ mod tests {
     fn generated_keys_parse_back() {
         let (id, secret) = fresh(Environment::Staging);
         let parsed = parse("kg", secret.expose().as_bytes()).expect("parses");
-        assert_eq!(
-            parsed,
-            ParsedKey {
-                environment: Environment::Staging,
-                id
-            }
-        );
+        assert_eq!(parsed, ParsedKey { environment: Environment::Staging, id });
     }
 
     #[test]
@@ -250,11 +234,7 @@ mod tests {
             expected.insert(0, b'0');
         }
         assert_eq!(checksum(b"a").to_vec(), expected);
-        assert_eq!(
-            &checksum(b"a"),
-            b"4GEHKN",
-            "base62 of 3904355907, 0-9A-Za-z order"
-        );
+        assert_eq!(&checksum(b"a"), b"4GEHKN", "base62 of 3904355907, 0-9A-Za-z order");
     }
 
     #[test]
@@ -272,13 +252,7 @@ mod tests {
     fn garbage_and_wrong_prefixes_are_refused() {
         let (_, secret) = fresh(Environment::Development);
         assert!(parse("other", secret.expose().as_bytes()).is_none());
-        for junk in [
-            &b""[..],
-            b"kg",
-            b"kg_dev_",
-            b"\xff\xfe",
-            b"kg_prod_AAAAAAAAAAAAAAAA_short",
-        ] {
+        for junk in [&b""[..], b"kg", b"kg_dev_", b"\xff\xfe", b"kg_prod_AAAAAAAAAAAAAAAA_short"] {
             assert!(parse("kg", junk).is_none());
         }
         let mut long = secret.expose().as_bytes().to_vec();

@@ -16,6 +16,7 @@
 //! The request path, one direction: `proxy::request_filter` → `proxy::admit` (every check of
 //! SPEC §4.1, against `index` and `limit`) → `proxy::upstream` → the upstream → `proxy::logging`.
 
+pub mod audit;
 pub mod key;
 pub mod record;
 

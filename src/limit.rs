@@ -53,12 +53,7 @@ impl Gcra {
         let limit = rate.limit().max(1);
         let burst = rate.burst.unwrap_or(limit).max(1);
         let interval = (rate.period.as_nanos() / u64::from(limit)).max(1);
-        Gcra {
-            limit,
-            period: rate.period,
-            interval,
-            burst,
-        }
+        Gcra { limit, period: rate.period, interval, burst }
     }
 
     fn capacity(&self) -> u64 {
@@ -76,20 +71,12 @@ impl Bucket {
             let next = tat.max(now).saturating_add(gcra.interval);
             let debt = next - now;
             if debt > gcra.capacity() {
-                return Decision::Limited {
-                    retry_after: Duration::from_nanos(debt - gcra.capacity()),
-                };
+                return Decision::Limited { retry_after: Duration::from_nanos(debt - gcra.capacity()) };
             }
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.tat.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => {
                     let remaining = (gcra.capacity() - debt) / gcra.interval;
-                    return Decision::Allowed {
-                        remaining: remaining as u32,
-                        reset: Duration::from_nanos(debt),
-                    };
+                    return Decision::Allowed { remaining: remaining as u32, reset: Duration::from_nanos(debt) };
                 }
                 Err(current) => tat = current,
             }
@@ -164,18 +151,10 @@ mod tests {
         assert_eq!(allowed(b.check(&g, t0)), (2, 6));
         assert_eq!(allowed(b.check(&g, t0)), (1, 12));
         assert_eq!(allowed(b.check(&g, t0)), (0, 18));
-        assert_eq!(
-            b.check(&g, t0),
-            Decision::Limited {
-                retry_after: Duration::from_secs(6)
-            }
-        );
+        assert_eq!(b.check(&g, t0), Decision::Limited { retry_after: Duration::from_secs(6) });
         // One interval later exactly one request fits again.
         assert_eq!(allowed(b.check(&g, t0 + 6 * SEC)), (0, 18));
-        assert!(matches!(
-            b.check(&g, t0 + 6 * SEC),
-            Decision::Limited { .. }
-        ));
+        assert!(matches!(b.check(&g, t0 + 6 * SEC), Decision::Limited { .. }));
     }
 
     #[test]
@@ -239,9 +218,7 @@ mod tests {
                 .map(|_| {
                     let b = b.clone();
                     s.spawn(move || {
-                        (0..500)
-                            .filter(|_| matches!(b.check(&g, SEC), Decision::Allowed { .. }))
-                            .count() as u32
+                        (0..500).filter(|_| matches!(b.check(&g, SEC), Decision::Allowed { .. })).count() as u32
                     })
                 })
                 .collect();

@@ -78,10 +78,7 @@ fn hash_token() -> ExitCode {
         eprintln!("keygate hash-token: cannot read stdin: {e}");
         return ExitCode::FAILURE;
     }
-    let token = input
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&input);
+    let token = input.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&input);
     if token.is_empty() {
         eprintln!("keygate hash-token: give the token on stdin, e.g. `printf %s \"$TOKEN\" | keygate hash-token`");
         return ExitCode::FAILURE;

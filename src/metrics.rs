@@ -4,18 +4,14 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::proxy::Outcome;
 use crate::record::Environment;
 
 /// Sub-millisecond resolution at the bottom: a key check takes microseconds.
-const DURATION_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
+const DURATION_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 pub struct Metrics {
     registry: Registry,
@@ -34,42 +30,25 @@ impl Metrics {
             &["environment", "outcome"],
         )?;
         let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "keygate_request_duration_seconds",
-                "Whole proxy request duration.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
+            HistogramOpts::new("keygate_request_duration_seconds", "Whole proxy request duration.")
+                .buckets(DURATION_BUCKETS.to_vec()),
             &["environment"],
         )?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
-        Ok(Metrics {
-            registry,
-            requests_total,
-            request_duration,
-        })
+        Ok(Metrics { registry, requests_total, request_duration })
     }
 
     /// Records one finished proxy request.
-    pub fn observe_request(
-        &self,
-        environment: Option<Environment>,
-        outcome: Outcome,
-        _status: u16,
-        elapsed: Duration,
-    ) {
+    pub fn observe_request(&self, environment: Option<Environment>, outcome: Outcome, _status: u16, elapsed: Duration) {
         let environment = environment.map_or("none", Environment::name);
         let outcome = match outcome {
             Outcome::Proxied | Outcome::Whoami => "proxied",
             Outcome::Rejected(r) => r.code(),
             Outcome::Pending => "client_closed",
         };
-        self.requests_total
-            .with_label_values(&[environment, outcome])
-            .inc();
-        self.request_duration
-            .with_label_values(&[environment])
-            .observe(elapsed.as_secs_f64());
+        self.requests_total.with_label_values(&[environment, outcome]).inc();
+        self.request_duration.with_label_values(&[environment]).observe(elapsed.as_secs_f64());
     }
 
     /// The text exposition of every metric.
@@ -88,12 +67,7 @@ pub fn router(metrics: std::sync::Arc<crate::state::State>) -> axum::Router {
         "/metrics",
         get(move || {
             let state = metrics.clone();
-            async move {
-                (
-                    [(http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-                    state.metrics.render(),
-                )
-            }
+            async move { ([(http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], state.metrics.render()) }
         }),
     )
 }

@@ -11,9 +11,7 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     if let Ok(net) = text.parse::<IpNet>() {
         return Ok(net.trunc());
     }
-    text.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
 }
 
 /// Whether `ip` may use a key with this allowlist (empty: any address).
@@ -27,11 +25,7 @@ pub fn allowed(allowlist: &[IpNet], ip: IpAddr) -> bool {
 /// The direct peer, unless the peer is a trusted proxy: then the right-most `X-Forwarded-For` entry
 /// that is not itself trusted (every entry trusted: the left-most; header missing or unparsable:
 /// the peer). `forwarded_for` holds every `X-Forwarded-For` header value in order.
-pub fn client_ip<'a>(
-    peer: IpAddr,
-    trusted: &[IpNet],
-    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
-) -> IpAddr {
+pub fn client_ip<'a>(peer: IpAddr, trusted: &[IpNet], forwarded_for: impl IntoIterator<Item = &'a [u8]>) -> IpAddr {
     let peer = peer.to_canonical();
     if !trusted.iter().any(|net| net.contains(&peer)) {
         return peer;
@@ -48,12 +42,7 @@ pub fn client_ip<'a>(
             }
         }
     }
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted.iter().any(|net| net.contains(*ip)))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+    hops.iter().rev().find(|ip| !trusted.iter().any(|net| net.contains(*ip))).or(hops.first()).copied().unwrap_or(peer)
 }
 
 /// One `X-Forwarded-For` entry: an address, possibly `[v6]`, possibly with a port.
@@ -122,18 +111,12 @@ mod tests {
     #[test]
     fn missing_or_garbled_headers_fall_back_to_the_peer() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &trusted, std::iter::empty()),
-            ip("10.0.0.1")
-        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &trusted, std::iter::empty()), ip("10.0.0.1"));
         let garbled: [&[u8]; 1] = [b"203.0.113.5, not-an-ip"];
         assert_eq!(client_ip(ip("10.0.0.1"), &trusted, garbled), ip("10.0.0.1"));
         let bytes: [&[u8]; 1] = [b"\xff"];
         assert_eq!(client_ip(ip("10.0.0.1"), &trusted, bytes), ip("10.0.0.1"));
         let ported: [&[u8]; 1] = [b"[2001:db8::1]:443, 203.0.113.5:80"];
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &trusted, ported),
-            ip("203.0.113.5")
-        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &trusted, ported), ip("203.0.113.5"));
     }
 }

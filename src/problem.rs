@@ -22,22 +22,8 @@ pub struct Problem<'a> {
 }
 
 impl<'a> Problem<'a> {
-    pub fn new(
-        status: u16,
-        code: &'a str,
-        title: &'a str,
-        detail: &'a str,
-        request_id: &'a str,
-    ) -> Self {
-        Problem {
-            kind: format!("urn:keygate:error:{code}"),
-            title,
-            status,
-            code,
-            detail,
-            request_id,
-            fields: None,
-        }
+    pub fn new(status: u16, code: &'a str, title: &'a str, detail: &'a str, request_id: &'a str) -> Self {
+        Problem { kind: format!("urn:keygate:error:{code}"), title, status, code, detail, request_id, fields: None }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -53,10 +39,7 @@ pub fn new_request_id() -> String {
 
 /// A client-sent request id is kept when it is 1–128 characters of `[A-Za-z0-9._-]`.
 pub fn sane_request_id(value: &[u8]) -> Option<&str> {
-    let ok = (1..=128).contains(&value.len())
-        && value
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    let ok = (1..=128).contains(&value.len()) && value.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
     ok.then(|| std::str::from_utf8(value).ok()).flatten()
 }
 
@@ -66,17 +49,12 @@ mod tests {
 
     #[test]
     fn the_body_has_every_field() {
-        let body: serde_json::Value = serde_json::from_slice(
-            &Problem::new(401, "invalid_api_key", "Invalid", "Check it", "r1").to_json(),
-        )
-        .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&Problem::new(401, "invalid_api_key", "Invalid", "Check it", "r1").to_json())
+                .unwrap();
         assert_eq!(body["type"], "urn:keygate:error:invalid_api_key");
         assert_eq!(
-            (
-                body["status"].as_u64(),
-                body["code"].as_str(),
-                body["request_id"].as_str()
-            ),
+            (body["status"].as_u64(), body["code"].as_str(), body["request_id"].as_str()),
             (Some(401), Some("invalid_api_key"), Some("r1"))
         );
         assert!(body.get("fields").is_none());

@@ -90,38 +90,19 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    async fn request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<bool> {
-        if self
-            .state
-            .draining
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        if self.state.draining.load(std::sync::atomic::Ordering::Relaxed) {
             session.set_keepalive(None);
         }
         let req = session.req_header();
-        ctx.request_id = match req
-            .headers
-            .get("x-request-id")
-            .and_then(|v| problem::sane_request_id(v.as_bytes()))
-        {
+        ctx.request_id = match req.headers.get("x-request-id").and_then(|v| problem::sane_request_id(v.as_bytes())) {
             Some(id) => id.to_owned(),
             None => problem::new_request_id(),
         };
-        ctx.peer_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_canonical());
+        ctx.peer_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_canonical());
         let config = &ctx.settings.config;
         let client_ip = ctx.peer_ip.map(|peer| {
-            let forwarded = req
-                .headers
-                .get_all("x-forwarded-for")
-                .into_iter()
-                .map(|v| v.as_bytes());
+            let forwarded = req.headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
             net::client_ip(peer, &config.proxy.trusted_proxies, forwarded)
         });
         ctx.client_ip = client_ip;
@@ -144,14 +125,11 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         if let (Some(key), Some(ip)) = (&ctx.admission.key, client_ip) {
-            self.state
-                .index()
-                .touch(key, ip, checks.now, ctx.admission.with_previous_secret);
+            self.state.index().touch(key, ip, checks.now, ctx.admission.with_previous_secret);
         }
         if ctx.admission.key.is_some() && session.req_header().uri.path() == WHOAMI_PATH {
             ctx.outcome = Outcome::Whoami;
-            let (header, body) =
-                whoami::response(&ctx.settings.config, &ctx.admission, &ctx.request_id)?;
+            let (header, body) = whoami::response(&ctx.settings.config, &ctx.admission, &ctx.request_id)?;
             session.write_response_header(header, false).await?;
             session.write_response_body(Some(body), true).await?;
             return Ok(true);
@@ -159,21 +137,12 @@ impl ProxyHttp for Proxy {
         Ok(false)
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<Box<HttpPeer>> {
-        let environment = ctx
-            .admission
-            .environment
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no environment"))?;
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        let environment =
+            ctx.admission.environment.ok_or_else(|| Error::explain(ErrorType::InternalError, "no environment"))?;
         let upstreams = &ctx.settings.upstreams;
         let addr = upstreams.select(environment, &ctx.tried).ok_or_else(|| {
-            let mut e = Error::explain(
-                ErrorType::ConnectNoRoute,
-                "no upstream configured for this environment",
-            );
+            let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream configured for this environment");
             e.esource = ErrorSource::Upstream;
             e
         })?;
@@ -230,27 +199,16 @@ impl ProxyHttp for Proxy {
             response.insert_header("ratelimit", rate.state_field())?;
         }
         if ctx.admission.with_previous_secret {
-            if let Some(rotation) = ctx
-                .admission
-                .key
-                .as_ref()
-                .and_then(|k| k.doc.rotation.as_ref())
-            {
+            if let Some(rotation) = ctx.admission.key.as_ref().and_then(|k| k.doc.rotation.as_ref()) {
                 response.insert_header("deprecation", format!("@{}", rotation.rotated_at))?;
-                let sunset =
-                    UNIX_EPOCH + Duration::from_secs(rotation.previous_valid_until.max(0) as u64);
+                let sunset = UNIX_EPOCH + Duration::from_secs(rotation.previous_valid_until.max(0) as u64);
                 response.insert_header("sunset", httpdate::fmt_http_date(sunset))?;
             }
         }
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let rejection = match (e.esource(), e.etype()) {
             (
                 ErrorSource::Upstream,
@@ -263,10 +221,7 @@ impl ProxyHttp for Proxy {
             Some(rejection) => {
                 ctx.outcome = Outcome::Rejected(rejection);
                 if let Ok((header, body)) = rejection.response(&ctx.request_id) {
-                    let _ = session
-                        .as_downstream_mut()
-                        .write_error_response(*header, body)
-                        .await;
+                    let _ = session.as_downstream_mut().write_error_response(*header, body).await;
                 }
                 rejection.status()
             }
@@ -282,27 +237,16 @@ impl ProxyHttp for Proxy {
                 }
             },
         };
-        FailToProxy {
-            error_code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code, can_reuse_downstream: false }
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // Upstream failures are answered, counted and logged by keygate itself.
-        matches!(
-            ctx.outcome,
-            Outcome::Rejected(Rejection::UpstreamUnavailable | Rejection::UpstreamTimeout)
-        )
+        matches!(ctx.outcome, Outcome::Rejected(Rejection::UpstreamUnavailable | Rejection::UpstreamTimeout))
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.state.metrics.observe_request(
-            ctx.admission.environment,
-            ctx.outcome,
-            status,
-            ctx.started.elapsed(),
-        );
+        self.state.metrics.observe_request(ctx.admission.environment, ctx.outcome, status, ctx.started.elapsed());
     }
 }

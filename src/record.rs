@@ -14,7 +14,7 @@ use crate::key::{Digest, KeyId};
 /// Version written into every stored document; bump it with a migration when the layout changes.
 pub const DOC_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Production,
@@ -22,7 +22,7 @@ pub enum Environment {
     Development,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
@@ -30,7 +30,7 @@ pub enum Role {
     Readonly,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     #[default]
@@ -39,7 +39,7 @@ pub enum Kind {
 }
 
 /// Computed status, first that applies: revoked, expired, inactive, active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Active,
@@ -48,7 +48,7 @@ pub enum Status {
     Expired,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpirationState {
     Valid,
@@ -74,7 +74,7 @@ pub struct RateLimit {
 }
 
 /// The JSON/YAML shape of [`RateLimit`]; exactly one of the three periods must be set.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,19 +153,13 @@ pub fn valid_tenant_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     (2..=63).contains(&bytes.len())
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[1..].iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 // === impl Environment ===
 
 impl Environment {
-    pub const ALL: [Environment; 3] = [
-        Environment::Production,
-        Environment::Staging,
-        Environment::Development,
-    ];
+    pub const ALL: [Environment; 3] = [Environment::Production, Environment::Staging, Environment::Development];
 
     /// The tag inside a key string.
     pub fn tag(self) -> &'static str {
@@ -201,21 +195,13 @@ impl Role {
     pub fn allows_method(self, method: &http::Method) -> bool {
         match self {
             Role::Admin => true,
-            Role::Readonly => matches!(
-                *method,
-                http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-            ),
+            Role::Readonly => matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS),
         }
     }
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
-        Status::Active,
-        Status::Inactive,
-        Status::Revoked,
-        Status::Expired,
-    ];
+    pub const ALL: [Status; 4] = [Status::Active, Status::Inactive, Status::Revoked, Status::Expired];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -253,14 +239,11 @@ impl TryFrom<RateLimitWire> for RateLimit {
     type Error = String;
 
     fn try_from(w: RateLimitWire) -> Result<Self, String> {
-        let set: Vec<(Period, u32)> = [
-            (Period::Second, w.per_second),
-            (Period::Minute, w.per_minute),
-            (Period::Hour, w.per_hour),
-        ]
-        .into_iter()
-        .filter_map(|(p, n)| n.map(|n| (p, n)))
-        .collect();
+        let set: Vec<(Period, u32)> =
+            [(Period::Second, w.per_second), (Period::Minute, w.per_minute), (Period::Hour, w.per_hour)]
+                .into_iter()
+                .filter_map(|(p, n)| n.map(|n| (p, n)))
+                .collect();
         let [(period, count)] = set[..] else {
             return Err("must set exactly one of per_second, per_minute, per_hour".into());
         };
@@ -270,20 +253,13 @@ impl TryFrom<RateLimitWire> for RateLimit {
         if w.burst == Some(0) {
             return Err("burst must be at least 1".into());
         }
-        Ok(RateLimit {
-            period,
-            count,
-            burst: w.burst,
-        })
+        Ok(RateLimit { period, count, burst: w.burst })
     }
 }
 
 impl From<RateLimit> for RateLimitWire {
     fn from(r: RateLimit) -> Self {
-        let mut w = RateLimitWire {
-            burst: r.burst,
-            ..Default::default()
-        };
+        let mut w = RateLimitWire { burst: r.burst, ..Default::default() };
         match r.period {
             Period::Second => w.per_second = Some(r.count),
             Period::Minute => w.per_minute = Some(r.count),
@@ -311,9 +287,7 @@ impl KeyDoc {
     pub fn expiration_state(&self, now: i64, expiring_soon_days: u32) -> ExpirationState {
         match self.expires_at {
             Some(at) if at <= now => ExpirationState::Expired,
-            Some(at) if at - now <= i64::from(expiring_soon_days) * 86_400 => {
-                ExpirationState::ExpiringSoon
-            }
+            Some(at) if at - now <= i64::from(expiring_soon_days) * 86_400 => ExpirationState::ExpiringSoon,
             _ => ExpirationState::Valid,
         }
     }
@@ -335,9 +309,7 @@ impl KeyDoc {
 
     /// Whether the previous secret of a rotation still works at `now`.
     pub fn previous_valid(&self, now: i64) -> Option<&RotationDoc> {
-        self.rotation
-            .as_ref()
-            .filter(|r| now < r.previous_valid_until)
+        self.rotation.as_ref().filter(|r| now < r.previous_valid_until)
     }
 }
 
@@ -418,28 +390,15 @@ mod tests {
         let mut d = doc();
         d.expires_at = Some(10 * 86_400);
         assert_eq!(d.expiration_state(0, 7), ExpirationState::Valid);
-        assert_eq!(
-            d.expiration_state(3 * 86_400, 7),
-            ExpirationState::ExpiringSoon
-        );
+        assert_eq!(d.expiration_state(3 * 86_400, 7), ExpirationState::ExpiringSoon);
         assert_eq!(d.expiration_state(10 * 86_400, 7), ExpirationState::Expired);
     }
 
     #[test]
     fn rate_limit_wire_form_needs_exactly_one_period() {
         let ok: RateLimit = serde_json::from_str(r#"{"per_minute": 10, "burst": 3}"#).unwrap();
-        assert_eq!(
-            ok,
-            RateLimit {
-                period: Period::Minute,
-                count: 10,
-                burst: Some(3)
-            }
-        );
-        assert_eq!(
-            serde_json::to_string(&ok).unwrap(),
-            r#"{"per_minute":10,"burst":3}"#
-        );
+        assert_eq!(ok, RateLimit { period: Period::Minute, count: 10, burst: Some(3) });
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"per_minute":10,"burst":3}"#);
         for bad in [
             r#"{}"#,
             r#"{"per_second":1,"per_hour":2}"#,
@@ -471,19 +430,14 @@ mod tests {
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-22T06:11:09Z`.
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -493,17 +447,8 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
         return Some(t.unix_timestamp());
     }
-    let date = time::Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok()?;
-    Some(
-        date.with_hms(23, 59, 59)
-            .ok()?
-            .assume_utc()
-            .unix_timestamp(),
-    )
+    let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some(date.with_hms(23, 59, 59).ok()?.assume_utc().unix_timestamp())
 }
 
 #[cfg(test)]
@@ -514,14 +459,8 @@ mod time_tests {
     fn timestamps_format_and_parse() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(parse_timestamp("2030-01-02T03:04:05Z"), Some(1_893_553_445));
-        assert_eq!(
-            parse_timestamp("2030-01-02T04:04:05+01:00"),
-            Some(1_893_553_445)
-        );
-        assert_eq!(
-            parse_timestamp("2030-01-02").map(rfc3339).as_deref(),
-            Some("2030-01-02T23:59:59Z")
-        );
+        assert_eq!(parse_timestamp("2030-01-02T04:04:05+01:00"), Some(1_893_553_445));
+        assert_eq!(parse_timestamp("2030-01-02").map(rfc3339).as_deref(), Some("2030-01-02T23:59:59Z"));
         for bad in ["", "tomorrow", "2030-13-01", "2030-01-02T03:04"] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }

@@ -1,25 +1,28 @@
-//! The single write path for keys and tenants: check conflicts → write the store → publish to the
-//! index → wait until durable.
+//! The single write path for keys and tenants: check conflicts → write the record and its audit
+//! entry in one transaction → publish to the index → wait until durable.
 //!
-//! Mutations run one at a time under `write_lock`, so a read-modify-write (revoke racing a disable,
-//! two creates racing for a name) always sees the previous one's result. The index is updated while
-//! the lock is held, so the proxy sees changes in the order the store has them; the durability wait
-//! happens after the lock is released so concurrent mutations share one flush (group commit).
-//! A revoke or disable is therefore in effect in the proxy *before* its answer is sent, and the
-//! answer is sent only once the change is on disk.
+//! Mutations run one at a time under `write_lock`, so a read-modify-write (a revoke racing a rotate,
+//! two creates racing for a name) always sees the previous one's result, and the audit chain is
+//! extended in exactly the order the records changed. The index is updated while the lock is held,
+//! so the proxy sees changes in store order; the durability wait happens after the lock is released,
+//! so concurrent mutations share one flush (group commit). A revoke, disable or rotation is therefore
+//! in effect in the proxy *before* its answer is sent, and the answer is sent only once the change is
+//! on disk.
 //!
-//! Input validation (field formats) is the admin API's job; this module enforces the rules that
-//! depend on current state: tenants exist, names are unique per owner, tenant key limits.
+//! Field formats are the admin API's job; this module enforces the rules that depend on state:
+//! tenants exist, names are unique among non-revoked keys of an owner, tenant key limits, lifecycle
+//! transitions.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::Mutex;
+use tokio::sync::Mutex as AsyncMutex;
 
+use crate::audit::{AuditEntry, AuditEvent, Origin, GENESIS};
 use crate::index::{KeyIndex, LiveKey};
 use crate::key::{KeyId, Secret};
-use crate::record::{Environment, KeyDoc, Kind, RateLimit, Role, Status, TenantDoc, DOC_VERSION};
-use crate::store::{Store, StoreError};
+use crate::record::{rfc3339, Environment, KeyDoc, Kind, RateLimit, Role, RotationDoc, Status, TenantDoc, DOC_VERSION};
+use crate::store::{Store, StoreError, Write};
 
 /// A validated request to create a key.
 #[derive(Debug, Clone)]
@@ -38,6 +41,19 @@ pub struct NewKey {
     pub expires_at: Option<i64>,
 }
 
+/// A validated edit: `None` leaves a field alone; `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub group: Option<Option<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub role: Option<Role>,
+    pub ip_allowlist: Option<Vec<ipnet::IpNet>>,
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub customer_id: Option<Option<String>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("not found")]
@@ -50,8 +66,8 @@ pub enum RegistryError {
     KeyLimitReached { tenant: String, limit: u32 },
     #[error("the key is already revoked")]
     AlreadyRevoked,
-    #[error("the key is {0}; only active and inactive keys can be enabled or disabled")]
-    InvalidState(&'static str),
+    #[error("the key is {0}; {1}")]
+    InvalidState(&'static str, &'static str),
     #[error("a tenant with id {0:?} already exists")]
     TenantExists(String),
     #[error(transparent)]
@@ -61,26 +77,40 @@ pub enum RegistryError {
 pub struct Registry {
     store: Store,
     index: Arc<KeyIndex>,
-    tenants: RwLock<BTreeMap<String, TenantDoc>>,
-    write_lock: Mutex<()>,
+    tenants: RwLock<HashMap<String, TenantDoc>>,
+    /// Derived from the index, kept in step with it under `write_lock`.
+    owners: Mutex<Owners>,
+    /// Sequence number and hash of the newest audit entry.
+    audit_head: Mutex<(u64, String)>,
+    write_lock: AsyncMutex<()>,
+}
+
+/// Secondary indexes for the state checks, so a create costs O(keys of its owner), not O(all keys).
+#[derive(Debug, Default)]
+struct Owners {
+    /// (owner tenant or `None` for service keys, name) → key, among non-revoked keys.
+    names: HashMap<(Option<String>, String), KeyId>,
+    /// tenant → its keys (any status).
+    by_tenant: HashMap<String, BTreeSet<KeyId>>,
 }
 
 impl Registry {
-    /// Loads every key and tenant from the store into memory.
+    /// Loads every key, tenant and the audit head from the store.
     pub fn load(store: Store, index: Arc<KeyIndex>) -> Result<Self, StoreError> {
+        let mut owners = Owners::default();
         for (doc, usage) in store.load_keys()? {
+            owners.add(&doc);
             index.load(doc, &usage);
         }
-        let tenants = store
-            .load_tenants()?
-            .into_iter()
-            .map(|t| (t.id.clone(), t))
-            .collect();
+        let tenants = store.load_tenants()?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let audit_head = store.last_audit()?.map_or((0, GENESIS.to_owned()), |(seq, e)| (seq, e.hash));
         Ok(Registry {
             store,
             index,
             tenants: RwLock::new(tenants),
-            write_lock: Mutex::new(()),
+            owners: Mutex::new(owners),
+            audit_head: Mutex::new(audit_head),
+            write_lock: AsyncMutex::new(()),
         })
     }
 
@@ -92,36 +122,32 @@ impl Registry {
         &self.store
     }
 
-    // --- keys ---
-
     pub fn get(&self, id: KeyId) -> Option<Arc<LiveKey>> {
         self.index.get(&id)
     }
+
+    // --- keys ---
 
     /// Creates a key and returns it with its secret (the only time the secret exists).
     pub async fn create(
         &self,
         new: NewKey,
         key_prefix: &str,
+        origin: &Origin,
         now: i64,
     ) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
-        let live = {
+        let created = {
             let _guard = self.write_lock.lock().await;
             if let Some(tenant) = &new.tenant {
-                let limit = self
-                    .tenant(tenant)
-                    .ok_or_else(|| RegistryError::UnknownTenant(tenant.clone()))?
-                    .key_limit;
+                let limit = self.tenant(tenant).ok_or_else(|| RegistryError::UnknownTenant(tenant.clone()))?.key_limit;
                 if self.keys_used(tenant, now) >= limit as usize {
-                    return Err(RegistryError::KeyLimitReached {
-                        tenant: tenant.clone(),
-                        limit,
-                    });
+                    return Err(RegistryError::KeyLimitReached { tenant: tenant.clone(), limit });
                 }
             }
-            self.check_name_free(new.tenant.as_deref(), &new.name, None, now)?;
+            self.check_name_free(new.tenant.as_deref(), &new.name, None)?;
             let id = KeyId::generate();
             let secret = Secret::generate(key_prefix, new.environment, id);
+            let changes = new.given_fields();
             let doc = KeyDoc {
                 v: DOC_VERSION,
                 id,
@@ -146,118 +172,229 @@ impl Registry {
                 updated_at: now,
                 rotation: None,
             };
-            self.store.put_key(&doc)?;
+            let event =
+                AuditEvent { action: "key.create", target: id.to_string(), tenant: doc.tenant.clone(), changes };
+            self.commit(Write::PutKey(&doc), origin, event, now)?;
+            self.lock_owners().add(&doc);
             (self.index.publish(doc), secret)
         };
         self.store.durable().await?;
-        Ok(live)
+        Ok(created)
+    }
+
+    /// Edits the editable fields; records the names of the fields that really changed.
+    pub async fn update(
+        &self,
+        id: KeyId,
+        patch: KeyPatch,
+        origin: &Origin,
+        now: i64,
+    ) -> Result<Arc<LiveKey>, RegistryError> {
+        self.mutate(id, "key.update", origin, now, |registry, doc| {
+            let mut changes = Vec::new();
+            if let Some(name) = patch.name.filter(|n| *n != doc.name) {
+                if doc.revoked_at.is_none() {
+                    registry.check_name_free(doc.tenant.as_deref(), &name, Some(doc.id))?;
+                }
+                doc.name = name;
+                changes.push("name");
+            }
+            set(&mut doc.description, patch.description, "description", &mut changes);
+            set(&mut doc.group, patch.group, "group", &mut changes);
+            set(&mut doc.permissions, patch.permissions.map(sorted), "permissions", &mut changes);
+            set(&mut doc.role, patch.role, "role", &mut changes);
+            set(&mut doc.ip_allowlist, patch.ip_allowlist, "ip_allowlist", &mut changes);
+            set(&mut doc.rate_limit, patch.rate_limit, "rate_limit", &mut changes);
+            set(&mut doc.customer_id, patch.customer_id, "customer_id", &mut changes);
+            Ok(changes)
+        })
+        .await
+    }
+
+    /// Gives the key a new secret. The previous one keeps working until `now + grace_seconds`
+    /// (not at all with 0); a new `expires_at` may be set at the same time.
+    pub async fn rotate(
+        &self,
+        id: KeyId,
+        expires_at: Option<i64>,
+        grace_seconds: i64,
+        key_prefix: &str,
+        origin: &Origin,
+        now: i64,
+    ) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
+        let mut new_secret = None;
+        let live = self
+            .mutate(id, "key.rotate", origin, now, |_, doc| {
+                if doc.revoked_at.is_some() {
+                    return Err(RegistryError::InvalidState(
+                        "revoked",
+                        "a revoked key cannot be rotated; create a new one",
+                    ));
+                }
+                let secret = Secret::generate(key_prefix, doc.environment, doc.id);
+                let mut changes = vec!["secret"];
+                doc.rotation = (grace_seconds > 0).then(|| RotationDoc {
+                    previous_digest: doc.digest,
+                    rotated_at: now,
+                    previous_valid_until: now + grace_seconds,
+                });
+                changes.push("rotation");
+                doc.digest = secret.digest();
+                doc.mark = secret.mark();
+                if let Some(at) = expires_at.filter(|at| Some(*at) != doc.expires_at) {
+                    doc.expires_at = Some(at);
+                    changes.push("expires_at");
+                }
+                new_secret = Some(secret);
+                Ok(changes)
+            })
+            .await?;
+        live.usage.reset_previous_requests();
+        let secret = new_secret.ok_or_else(|| {
+            RegistryError::Store(StoreError::Corrupt {
+                tree: "keys",
+                id: id.to_string(),
+                reason: "rotation lost its secret".into(),
+            })
+        })?;
+        Ok((live, secret))
     }
 
     /// Permanently revokes a key. 409 `already_revoked` the second time.
-    pub async fn revoke(&self, id: KeyId, now: i64) -> Result<Arc<LiveKey>, RegistryError> {
-        self.mutate(id, |doc| {
+    pub async fn revoke(&self, id: KeyId, origin: &Origin, now: i64) -> Result<Arc<LiveKey>, RegistryError> {
+        self.mutate(id, "key.revoke", origin, now, |_, doc| {
             if doc.revoked_at.is_some() {
                 return Err(RegistryError::AlreadyRevoked);
             }
             doc.revoked_at = Some(now);
             doc.rotation = None;
-            doc.updated_at = now;
-            Ok(())
+            Ok(vec!["status"])
         })
         .await
     }
 
-    /// Disables (`disabled = true`) or enables a key; idempotent; refused for revoked or expired keys.
+    /// Disables or enables a key; idempotent; refused for revoked or expired keys.
     pub async fn set_disabled(
         &self,
         id: KeyId,
         disabled: bool,
+        origin: &Origin,
         now: i64,
     ) -> Result<Arc<LiveKey>, RegistryError> {
-        self.mutate(id, |doc| {
+        let action = if disabled { "key.disable" } else { "key.enable" };
+        self.mutate(id, action, origin, now, |_, doc| {
             match doc.status(now) {
                 status @ (Status::Revoked | Status::Expired) => {
-                    return Err(RegistryError::InvalidState(status.name()))
+                    return Err(RegistryError::InvalidState(
+                        status.name(),
+                        "only active and inactive keys can be enabled or disabled",
+                    ))
                 }
                 Status::Active | Status::Inactive => {}
             }
-            if doc.disabled != disabled {
-                doc.disabled = disabled;
-                doc.updated_at = now;
+            if doc.disabled == disabled {
+                return Ok(vec![]);
             }
-            Ok(())
+            doc.disabled = disabled;
+            Ok(vec!["status"])
         })
         .await
     }
 
-    /// Applies `change` to a copy of the key's record, stores it and publishes it.
+    /// Deletes a key record; the audit log keeps its history.
+    pub async fn delete(&self, id: KeyId, origin: &Origin, now: i64) -> Result<(), RegistryError> {
+        {
+            let _guard = self.write_lock.lock().await;
+            let doc = self.index.get(&id).ok_or(RegistryError::NotFound)?.doc.clone();
+            let event = AuditEvent {
+                action: "key.delete",
+                target: id.to_string(),
+                tenant: doc.tenant.clone(),
+                changes: vec![],
+            };
+            self.commit(Write::DeleteKey(id), origin, event, now)?;
+            self.lock_owners().remove(&doc);
+            self.index.remove(&id);
+        }
+        self.store.durable().await?;
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the key's record; when it changed something, stores the record
+    /// with an audit entry naming the changed fields and publishes it. A change of nothing writes
+    /// nothing (idempotent calls leave no audit noise).
     async fn mutate(
         &self,
         id: KeyId,
-        change: impl FnOnce(&mut KeyDoc) -> Result<(), RegistryError>,
+        action: &'static str,
+        origin: &Origin,
+        now: i64,
+        change: impl FnOnce(&Self, &mut KeyDoc) -> Result<Vec<&'static str>, RegistryError>,
     ) -> Result<Arc<LiveKey>, RegistryError> {
         let live = {
             let _guard = self.write_lock.lock().await;
-            let mut doc = self
-                .index
-                .get(&id)
-                .ok_or(RegistryError::NotFound)?
-                .doc
-                .clone();
-            change(&mut doc)?;
-            self.store.put_key(&doc)?;
+            let current = self.index.get(&id).ok_or(RegistryError::NotFound)?;
+            let mut doc = current.doc.clone();
+            let changes = change(self, &mut doc)?;
+            if changes.is_empty() {
+                return Ok(current);
+            }
+            doc.updated_at = now;
+            let event = AuditEvent {
+                action,
+                target: id.to_string(),
+                tenant: doc.tenant.clone(),
+                changes: changes.into_iter().map(str::to_owned).collect(),
+            };
+            self.commit(Write::PutKey(&doc), origin, event, now)?;
+            self.lock_owners().update(&current.doc, &doc);
             self.index.publish(doc)
         };
         self.store.durable().await?;
         Ok(live)
     }
 
-    fn check_name_free(
-        &self,
-        owner: Option<&str>,
-        name: &str,
-        except: Option<KeyId>,
-        now: i64,
-    ) -> Result<(), RegistryError> {
-        let taken = self.index.all().iter().any(|k| {
-            k.doc.owner() == owner
-                && k.doc.name == name
-                && Some(k.doc.id) != except
-                && k.doc.status(now) != Status::Revoked
-        });
-        if taken {
-            Err(RegistryError::NameTaken(name.to_owned()))
-        } else {
-            Ok(())
+    /// Writes the record and the next audit entry in one transaction and advances the chain.
+    /// Callers hold `write_lock`.
+    fn commit(&self, write: Write<'_>, origin: &Origin, event: AuditEvent, now: i64) -> Result<(), StoreError> {
+        let mut head = self.audit_head.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = head.0 + 1;
+        let entry = AuditEntry::new(seq, rfc3339(now), origin, event, head.1.clone());
+        self.store.commit(write, &entry, seq)?;
+        *head = (seq, entry.hash);
+        Ok(())
+    }
+
+    fn check_name_free(&self, owner: Option<&str>, name: &str, except: Option<KeyId>) -> Result<(), RegistryError> {
+        match self.lock_owners().names.get(&(owner.map(str::to_owned), name.to_owned())) {
+            Some(holder) if Some(*holder) != except => Err(RegistryError::NameTaken(name.to_owned())),
+            _ => Ok(()),
         }
+    }
+
+    fn lock_owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     // --- tenants ---
 
     pub fn tenant(&self, id: &str) -> Option<TenantDoc> {
-        self.tenants
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        self.tenants.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
+    /// Every tenant, sorted by id.
     pub fn tenants(&self) -> Vec<TenantDoc> {
-        self.tenants
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        let mut all: Vec<TenantDoc> =
+            self.tenants.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     /// Keys of the tenant that are neither revoked nor expired.
     pub fn keys_used(&self, tenant: &str, now: i64) -> usize {
-        self.index
-            .all()
-            .iter()
-            .filter(|k| k.doc.tenant.as_deref() == Some(tenant) && k.doc.counts_toward_limit(now))
-            .count()
+        let ids: Vec<KeyId> =
+            self.lock_owners().by_tenant.get(tenant).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        ids.iter().filter_map(|id| self.index.get(id)).filter(|k| k.doc.counts_toward_limit(now)).count()
     }
 
     pub async fn create_tenant(
@@ -265,6 +402,7 @@ impl Registry {
         id: String,
         name: String,
         key_limit: u32,
+        origin: &Origin,
         now: i64,
     ) -> Result<TenantDoc, RegistryError> {
         let doc = {
@@ -272,23 +410,115 @@ impl Registry {
             if self.tenant(&id).is_some() {
                 return Err(RegistryError::TenantExists(id));
             }
-            let doc = TenantDoc {
-                v: DOC_VERSION,
-                id,
-                name,
-                key_limit,
-                created_at: now,
-                updated_at: now,
+            let doc = TenantDoc { v: DOC_VERSION, id, name, key_limit, created_at: now, updated_at: now };
+            let event = AuditEvent {
+                action: "tenant.create",
+                target: doc.id.clone(),
+                tenant: Some(doc.id.clone()),
+                changes: vec!["id".into(), "name".into(), "key_limit".into()],
             };
-            self.store.put_tenant(&doc)?;
-            self.tenants
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(doc.id.clone(), doc.clone());
+            self.commit(Write::PutTenant(&doc), origin, event, now)?;
+            self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
             doc
         };
         self.store.durable().await?;
         Ok(doc)
+    }
+
+    pub async fn update_tenant(
+        &self,
+        id: &str,
+        name: Option<String>,
+        key_limit: Option<u32>,
+        origin: &Origin,
+        now: i64,
+    ) -> Result<TenantDoc, RegistryError> {
+        let doc = {
+            let _guard = self.write_lock.lock().await;
+            let mut doc = self.tenant(id).ok_or(RegistryError::NotFound)?;
+            let mut changes = Vec::new();
+            set(&mut doc.name, name, "name", &mut changes);
+            set(&mut doc.key_limit, key_limit, "key_limit", &mut changes);
+            if changes.is_empty() {
+                return Ok(doc);
+            }
+            doc.updated_at = now;
+            let event = AuditEvent {
+                action: "tenant.update",
+                target: doc.id.clone(),
+                tenant: Some(doc.id.clone()),
+                changes: changes.into_iter().map(str::to_owned).collect(),
+            };
+            self.commit(Write::PutTenant(&doc), origin, event, now)?;
+            self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
+            doc
+        };
+        self.store.durable().await?;
+        Ok(doc)
+    }
+}
+
+// === impl Owners ===
+
+impl Owners {
+    fn add(&mut self, doc: &KeyDoc) {
+        if doc.revoked_at.is_none() {
+            self.names.insert((doc.tenant.clone(), doc.name.clone()), doc.id);
+        }
+        if let Some(t) = &doc.tenant {
+            self.by_tenant.entry(t.clone()).or_default().insert(doc.id);
+        }
+    }
+
+    fn release_name(&mut self, doc: &KeyDoc) {
+        let slot = (doc.tenant.clone(), doc.name.clone());
+        if self.names.get(&slot) == Some(&doc.id) {
+            self.names.remove(&slot);
+        }
+    }
+
+    /// Follows a change of name or a revoke (which frees the name).
+    fn update(&mut self, before: &KeyDoc, after: &KeyDoc) {
+        if before.name != after.name || after.revoked_at.is_some() {
+            self.release_name(before);
+        }
+        if after.revoked_at.is_none() {
+            self.names.insert((after.tenant.clone(), after.name.clone()), after.id);
+        }
+    }
+
+    fn remove(&mut self, doc: &KeyDoc) {
+        self.release_name(doc);
+        if let Some(keys) = doc.tenant.as_ref().and_then(|t| self.by_tenant.get_mut(t)) {
+            keys.remove(&doc.id);
+        }
+    }
+}
+
+impl NewKey {
+    /// Names of the fields the creator set (for the audit entry).
+    fn given_fields(&self) -> Vec<String> {
+        let mut fields = vec!["name", "kind", "environment", "role"];
+        let optional = [
+            ("description", self.description.is_some()),
+            ("tenant", self.tenant.is_some()),
+            ("group", self.group.is_some()),
+            ("permissions", !self.permissions.is_empty()),
+            ("ip_allowlist", !self.ip_allowlist.is_empty()),
+            ("rate_limit", self.rate_limit.is_some()),
+            ("customer_id", self.customer_id.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+        ];
+        fields.extend(optional.iter().filter(|(_, given)| *given).map(|(name, _)| *name));
+        fields.into_iter().map(str::to_owned).collect()
+    }
+}
+
+/// Sets `field` to `value` when given and different, recording `name` as changed.
+fn set<T: PartialEq>(field: &mut T, value: Option<T>, name: &'static str, changes: &mut Vec<&'static str>) {
+    if let Some(value) = value.filter(|v| v != field) {
+        *field = value;
+        changes.push(name);
     }
 }
 

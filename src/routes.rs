@@ -30,26 +30,20 @@ pub enum Denied {
 
 impl Routes {
     pub fn new(mut routes: Vec<Route>) -> Self {
-        routes.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         Routes(routes)
     }
 
     /// The route with the longest path that matches `path` on whole segments.
     pub fn find(&self, path: &str) -> Option<&Route> {
-        self.0.iter().find(|r| {
-            path.strip_prefix(r.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        self.0
+            .iter()
+            .find(|r| path.strip_prefix(r.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
     }
 }
 
 /// Checks role and route rules for a key. `has` answers whether the key holds a permission.
-pub fn authorize(
-    route: Option<&Route>,
-    method: &Method,
-    role: Role,
-    has: impl Fn(&str) -> bool,
-) -> Result<(), Denied> {
+pub fn authorize(route: Option<&Route>, method: &Method, role: Role, has: impl Fn(&str) -> bool) -> Result<(), Denied> {
     if !role.allows_method(method) {
         return Err(Denied::Role);
     }
@@ -79,22 +73,11 @@ mod tests {
 
     #[test]
     fn longest_whole_segment_prefix_wins() {
-        let routes = Routes::new(vec![
-            route("/customers"),
-            route("/customers/vip"),
-            route("/"),
-        ]);
+        let routes = Routes::new(vec![route("/customers"), route("/customers/vip"), route("/")]);
         assert_eq!(routes.find("/customers").unwrap().path, "/customers");
         assert_eq!(routes.find("/customers/7").unwrap().path, "/customers");
-        assert_eq!(
-            routes.find("/customers/vip/1").unwrap().path,
-            "/customers/vip"
-        );
-        assert_eq!(
-            routes.find("/customersX").unwrap().path,
-            "",
-            "falls to the root route, not /customers"
-        );
+        assert_eq!(routes.find("/customers/vip/1").unwrap().path, "/customers/vip");
+        assert_eq!(routes.find("/customersX").unwrap().path, "", "falls to the root route, not /customers");
         let no_root = Routes::new(vec![route("/customers")]);
         assert!(no_root.find("/customersX").is_none());
         assert!(no_root.find("/").is_none());
@@ -107,26 +90,11 @@ mod tests {
         r.methods = Some(vec![Method::GET, Method::POST]);
         let granted = |p: &str| p == "licenses:manage";
         let none = |_: &str| false;
-        assert_eq!(
-            authorize(Some(&r), &Method::GET, Role::Admin, granted),
-            Ok(())
-        );
-        assert_eq!(
-            authorize(Some(&r), &Method::GET, Role::Admin, none),
-            Err(Denied::Permission)
-        );
-        assert_eq!(
-            authorize(Some(&r), &Method::DELETE, Role::Admin, granted),
-            Err(Denied::Method)
-        );
-        assert_eq!(
-            authorize(Some(&r), &Method::POST, Role::Readonly, granted),
-            Err(Denied::Role)
-        );
+        assert_eq!(authorize(Some(&r), &Method::GET, Role::Admin, granted), Ok(()));
+        assert_eq!(authorize(Some(&r), &Method::GET, Role::Admin, none), Err(Denied::Permission));
+        assert_eq!(authorize(Some(&r), &Method::DELETE, Role::Admin, granted), Err(Denied::Method));
+        assert_eq!(authorize(Some(&r), &Method::POST, Role::Readonly, granted), Err(Denied::Role));
         assert_eq!(authorize(None, &Method::DELETE, Role::Admin, none), Ok(()));
-        assert_eq!(
-            authorize(None, &Method::DELETE, Role::Readonly, none),
-            Err(Denied::Role)
-        );
+        assert_eq!(authorize(None, &Method::DELETE, Role::Readonly, none), Err(Denied::Role));
     }
 }

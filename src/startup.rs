@@ -42,20 +42,12 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// flushed and closed.
 pub fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.path).with_context(|| {
-        format!(
-            "cannot open the store at {} (is another keygate using it?)",
-            config.storage.path.display()
-        )
+        format!("cannot open the store at {} (is another keygate using it?)", config.storage.path.display())
     })?;
-    let registry = Registry::load(store.clone(), Arc::new(KeyIndex::default()))
-        .context("cannot load keys from the store")?;
+    let registry =
+        Registry::load(store.clone(), Arc::new(KeyIndex::default())).context("cannot load keys from the store")?;
     let admin_secrets = admin_secrets(&store, &config)?;
-    let state = Arc::new(State::new(
-        config.clone(),
-        registry,
-        admin_secrets,
-        Metrics::new()?,
-    ));
+    let state = Arc::new(State::new(config.clone(), registry, admin_secrets, Metrics::new()?));
     tracing::info!(keys = state.index().len(), "key index loaded");
 
     let admin_listener = bind("admin.listen", config.admin.listen)?;
@@ -72,16 +64,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .build()?;
     let (stop, stopped) = watch::channel(false);
     let tasks = vec![
-        control.spawn(serve_http(
-            admin_listener,
-            admin::router(state.clone()),
-            stopped.clone(),
-        )),
-        control.spawn(serve_http(
-            metrics_listener,
-            metrics::router(state.clone()),
-            stopped.clone(),
-        )),
+        control.spawn(serve_http(admin_listener, admin::router(state.clone()), stopped.clone())),
+        control.spawn(serve_http(metrics_listener, metrics::router(state.clone()), stopped.clone())),
         control.spawn({
             let (state, stopped) = (state.clone(), stopped.clone());
             async move { usage::run(&state, config.storage.usage_flush_interval, stopped).await }
@@ -92,23 +76,15 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(state.clone()),
-        "keygate-proxy",
-    );
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(state.clone()), "keygate-proxy");
     for addr in &config.proxy.listen {
         proxy.add_tcp(&addr.to_string());
     }
     server.add_service(proxy);
     tracing::info!(proxy = ?config.proxy.listen, admin = %config.admin.listen, metrics = %config.metrics_listen, "keygate serving");
-    let drain = Drain {
-        state: state.clone(),
-        limit: config.proxy.upstream_timeout + Duration::from_secs(1),
-    };
-    server.run(RunArgs {
-        shutdown_signal: Box::new(drain),
-    });
+    let drain = Drain { state: state.clone(), limit: config.proxy.upstream_timeout + Duration::from_secs(1) };
+    server.run(RunArgs { shutdown_signal: Box::new(drain) });
 
     // Pingora's runtimes are down: nothing touches usage any more. Persist it and close.
     let _ = stop.send(true);
@@ -120,11 +96,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             tracing::error!(error = %e, "final usage flush failed");
         }
     });
-    state
-        .registry
-        .store()
-        .flush_blocking()
-        .context("final store flush")?;
+    state.registry.store().flush_blocking().context("final store flush")?;
     control.shutdown_timeout(Duration::from_secs(1));
     tracing::info!("keygate stopped");
     Ok(())
@@ -143,17 +115,10 @@ fn server_conf(config: &Config) -> ServerConf {
 /// Token digests from the environment and, when there is no other token, the bootstrap token:
 /// generated and printed once by the first start, its digest kept in the store.
 fn admin_secrets(store: &Store, config: &Config) -> anyhow::Result<AdminSecrets> {
-    let env_token = std::env::var(ADMIN_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| Digest::of(t.trim().as_bytes()));
-    let mut secrets = AdminSecrets {
-        env_token,
-        bootstrap_token: None,
-    };
-    let stored = store
-        .meta(META_BOOTSTRAP_TOKEN)?
-        .and_then(|hex| Digest::from_hex(std::str::from_utf8(&hex).ok()?));
+    let env_token =
+        std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()).map(|t| Digest::of(t.trim().as_bytes()));
+    let mut secrets = AdminSecrets { env_token, bootstrap_token: None };
+    let stored = store.meta(META_BOOTSTRAP_TOKEN)?.and_then(|hex| Digest::from_hex(std::str::from_utf8(&hex).ok()?));
     secrets.bootstrap_token = match stored {
         Some(digest) => Some(digest),
         None if secrets.needs_bootstrap(config) => {
@@ -171,17 +136,13 @@ fn admin_secrets(store: &Store, config: &Config) -> anyhow::Result<AdminSecrets>
 }
 
 fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("{what}: cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
-async fn serve_http(
-    listener: std::net::TcpListener,
-    app: axum::Router,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn serve_http(listener: std::net::TcpListener, app: axum::Router, mut stopped: watch::Receiver<bool>) {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "cannot serve a control listener"),
@@ -189,10 +150,7 @@ async fn serve_http(
     let shutdown = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!(error = %e, "control listener failed");
     }
 }
@@ -213,19 +171,13 @@ async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>) {
         .into_iter()
         .map(|mut a| {
             if a.ip().is_unspecified() {
-                a.set_ip(if a.is_ipv4() {
-                    [127, 0, 0, 1].into()
-                } else {
-                    std::net::Ipv6Addr::LOCALHOST.into()
-                });
+                a.set_ip(if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
             }
             a
         })
         .collect();
     loop {
-        let all_up = targets
-            .iter()
-            .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+        let all_up = targets.iter().all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
         if all_up {
             state.proxy_ready.store(true, Ordering::Release);
             return;
@@ -245,10 +197,7 @@ struct Drain {
 impl ShutdownSignalWatch for Drain {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM: draining"),
@@ -256,9 +205,7 @@ impl ShutdownSignalWatch for Drain {
                 }
             }
             _ => {
-                tracing::error!(
-                    "cannot install signal handlers; keygate will stop only when killed"
-                );
+                tracing::error!("cannot install signal handlers; keygate will stop only when killed");
                 std::future::pending::<()>().await;
             }
         }

@@ -51,12 +51,7 @@ impl Settings {
 }
 
 impl State {
-    pub fn new(
-        config: Config,
-        registry: Registry,
-        admin_secrets: AdminSecrets,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(config: Config, registry: Registry, admin_secrets: AdminSecrets, metrics: Metrics) -> Self {
         State {
             settings: ArcSwap::from_pointee(Settings::new(config)),
             registry,

@@ -1,9 +1,12 @@
 //! The durable store: the only module that names `sled`.
 //!
-//! Four trees, each a map from an id to one versioned JSON document (`"v": 1`):
+//! Five trees, each a map from an id to one JSON document:
 //! `keys` (id → [`KeyDoc`]), `usage` (id → [`UsageDoc`], written in batches by the usage flusher so
-//! the hot path never rewrites a key), `tenants` (id → [`TenantDoc`]) and `meta` (name → bytes, e.g.
-//! the bootstrap admin token's digest). Nothing here is ever a secret: keys are stored as digests.
+//! the hot path never rewrites a key), `tenants` (id → [`TenantDoc`]), `audit` (big-endian sequence
+//! number → [`AuditEntry`]) and `meta` (name → bytes, e.g. the bootstrap admin token's digest).
+//! Documents carry a version (`"v": 1`) for future migrations. Nothing here is ever a secret: keys
+//! are stored as digests. A mutation and its audit entry are written in one transaction
+//! ([`Store::commit`]): both or neither.
 //!
 //! Writes land in sled's in-memory log; [`Store::durable`] makes them durable. Admin mutations call
 //! it before answering 2xx. Concurrent callers share flushes: a flush started after your write covers
@@ -12,16 +15,28 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::audit::AuditEntry;
 use crate::key::KeyId;
 use crate::record::{KeyDoc, TenantDoc, UsageDoc};
 
 const KEYS: &str = "keys";
 const USAGE: &str = "usage";
 const TENANTS: &str = "tenants";
+const AUDIT: &str = "audit";
 const META: &str = "meta";
+
+/// The record half of a mutation (the other half is its audit entry).
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    PutKey(&'a KeyDoc),
+    DeleteKey(KeyId),
+    PutTenant(&'a TenantDoc),
+}
 
 /// Meta entry holding the SHA-256 of the generated bootstrap admin token.
 pub const META_BOOTSTRAP_TOKEN: &str = "bootstrap_token_sha256";
@@ -31,11 +46,7 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: record {tree}/{id} is unreadable ({reason}); refusing to start with a partial key set")]
-    Corrupt {
-        tree: &'static str,
-        id: String,
-        reason: String,
-    },
+    Corrupt { tree: &'static str, id: String, reason: String },
     #[error("store: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -47,6 +58,7 @@ pub struct Store {
     keys: sled::Tree,
     usage: sled::Tree,
     tenants: sled::Tree,
+    audit: sled::Tree,
     meta: sled::Tree,
     /// Serialises flushes so that waiters can join the next one (see [`Store::durable`]).
     flush_gate: Arc<Mutex<u64>>,
@@ -55,14 +67,12 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in directory `path`. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
         Ok(Store {
             keys: db.open_tree(KEYS)?,
             usage: db.open_tree(USAGE)?,
             tenants: db.open_tree(TENANTS)?,
+            audit: db.open_tree(AUDIT)?,
             meta: db.open_tree(META)?,
             db,
             flush_gate: Arc::new(Mutex::new(0)),
@@ -88,10 +98,7 @@ impl Store {
     pub fn load_tenants(&self) -> Result<Vec<TenantDoc>, StoreError> {
         self.tenants
             .iter()
-            .map(|item| {
-                item.map_err(StoreError::from)
-                    .and_then(|(id, bytes)| decode(TENANTS, &id, &bytes))
-            })
+            .map(|item| item.map_err(StoreError::from).and_then(|(id, bytes)| decode(TENANTS, &id, &bytes)))
             .collect()
     }
 
@@ -100,22 +107,68 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    pub fn put_key(&self, doc: &KeyDoc) -> Result<(), StoreError> {
-        self.keys
-            .insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
-        Ok(())
+    /// Writes a record change and its audit entry atomically (not yet durable: see [`Store::durable`]).
+    pub fn commit(&self, write: Write<'_>, entry: &AuditEntry, seq: u64) -> Result<(), StoreError> {
+        let audit_value = serde_json::to_vec(entry)?;
+        let record = match write {
+            Write::PutKey(doc) => Some(serde_json::to_vec(doc)?),
+            Write::PutTenant(doc) => Some(serde_json::to_vec(doc)?),
+            Write::DeleteKey(_) => None,
+        };
+        let result: Result<(), TransactionError<()>> = (&self.keys, &self.usage, &self.tenants, &self.audit)
+            .transaction(|(keys, usage, tenants, audit)| {
+                match (write, &record) {
+                    (Write::PutKey(doc), Some(bytes)) => {
+                        keys.insert(doc.id.as_str(), bytes.as_slice())?;
+                    }
+                    (Write::PutTenant(doc), Some(bytes)) => {
+                        tenants.insert(doc.id.as_str(), bytes.as_slice())?;
+                    }
+                    (Write::DeleteKey(id), _) => {
+                        keys.remove(id.as_str())?;
+                        usage.remove(id.as_str())?;
+                    }
+                    _ => return Err(ConflictableTransactionError::Abort(())),
+                }
+                audit.insert(&seq.to_be_bytes(), audit_value.as_slice())?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+            Err(TransactionError::Abort(())) => {
+                Err(StoreError::Corrupt { tree: KEYS, id: String::new(), reason: "inconsistent write".into() })
+            }
+        }
     }
 
-    pub fn remove_key(&self, id: KeyId) -> Result<(), StoreError> {
-        self.keys.remove(id.as_str())?;
-        self.usage.remove(id.as_str())?;
-        Ok(())
+    /// The newest audit entry and its sequence number.
+    pub fn last_audit(&self) -> Result<Option<(u64, AuditEntry)>, StoreError> {
+        match self.audit.last()? {
+            Some((k, v)) => Ok(Some((audit_seq(&k), decode(AUDIT, &k, &v)?))),
+            None => Ok(None),
+        }
     }
 
-    pub fn put_tenant(&self, doc: &TenantDoc) -> Result<(), StoreError> {
-        self.tenants
-            .insert(doc.id.as_str(), serde_json::to_vec(doc)?)?;
-        Ok(())
+    /// Audit entries newest first, starting below sequence `before` (all when `None`).
+    pub fn audit_newest_first(
+        &self,
+        before: Option<u64>,
+    ) -> impl Iterator<Item = Result<(u64, AuditEntry), StoreError>> + '_ {
+        let end = before.unwrap_or(u64::MAX);
+        self.audit.range(..end.to_be_bytes()).rev().map(|item| {
+            let (k, v) = item?;
+            Ok((audit_seq(&k), decode(AUDIT, &k, &v)?))
+        })
+    }
+
+    /// Every audit entry in log order (oldest first), with its sequence number; `None` for an entry
+    /// that no longer decodes (tampered with, or damaged), so verification can name it.
+    pub fn audit_in_order(&self) -> impl Iterator<Item = Result<(u64, Option<AuditEntry>), StoreError>> + '_ {
+        self.audit.iter().map(|item| {
+            let (k, v) = item?;
+            Ok((audit_seq(&k), serde_json::from_slice(&v).ok()))
+        })
     }
 
     /// Writes the usage of several keys in one atomic batch. Keys deleted meanwhile are skipped.
@@ -162,11 +215,11 @@ impl Store {
     }
 }
 
-fn decode<T: DeserializeOwned>(
-    tree: &'static str,
-    id: &[u8],
-    bytes: &[u8],
-) -> Result<T, StoreError> {
+fn audit_seq(key: &[u8]) -> u64 {
+    key.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         id: String::from_utf8_lossy(id).into_owned(),
@@ -174,14 +227,10 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
-/// Encodes a value the way the store does (used by tests that tamper with records).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    Ok(serde_json::to_vec(value)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{AuditEvent, Origin, GENESIS};
     use crate::key::Digest;
     use crate::record::{Environment, Kind, Role, DOC_VERSION};
 
@@ -212,31 +261,27 @@ mod tests {
         }
     }
 
+    fn put(store: &Store, doc: &KeyDoc, seq: u64) {
+        let event = AuditEvent { action: "key.create", target: doc.id.to_string(), tenant: None, changes: vec![] };
+        let entry = AuditEntry::new(seq, "t".into(), &Origin::default(), event, GENESIS.into());
+        store.commit(Write::PutKey(doc), &entry, seq).unwrap();
+    }
+
     #[tokio::test]
     async fn keys_and_usage_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (key_doc(2), key_doc(1));
         {
             let store = Store::open(dir.path()).unwrap();
-            store.put_key(&a).unwrap();
-            store.put_key(&b).unwrap();
-            let usage = UsageDoc {
-                v: DOC_VERSION,
-                requests_total: 7,
-                ..Default::default()
-            };
-            store
-                .put_usage(&[(a.id, usage), (KeyId::generate(), UsageDoc::default())])
-                .unwrap();
+            put(&store, &a, 1);
+            put(&store, &b, 2);
+            let usage = UsageDoc { v: DOC_VERSION, requests_total: 7, ..Default::default() };
+            store.put_usage(&[(a.id, usage), (KeyId::generate(), UsageDoc::default())]).unwrap();
             store.durable().await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let loaded = store.load_keys().unwrap();
-        assert_eq!(
-            loaded.iter().map(|(d, _)| d.id).collect::<Vec<_>>(),
-            vec![b.id, a.id],
-            "creation order"
-        );
+        assert_eq!(loaded.iter().map(|(d, _)| d.id).collect::<Vec<_>>(), vec![b.id, a.id], "creation order");
         assert_eq!(loaded[1].1.requests_total, 7);
         assert_eq!(loaded[0].1, UsageDoc::default());
     }
@@ -245,10 +290,7 @@ mod tests {
     async fn a_corrupt_record_refuses_to_load() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .keys
-            .insert("AAAAAAAAAAAAAAAA", &b"{not json"[..])
-            .unwrap();
+        store.keys.insert("AAAAAAAAAAAAAAAA", &b"{not json"[..]).unwrap();
         assert!(matches!(store.load_keys(), Err(StoreError::Corrupt { .. })));
     }
 
@@ -260,7 +302,7 @@ mod tests {
             .map(|i| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    store.put_key(&key_doc(i)).unwrap();
+                    put(&store, &key_doc(i), i + 1);
                     store.durable().await.unwrap();
                 })
             })
@@ -269,5 +311,24 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(store.load_keys().unwrap().len(), 8);
+        assert_eq!(store.audit_in_order().filter(|e| matches!(e, Ok((_, Some(_))))).count(), 8);
+        assert_eq!(store.last_audit().unwrap().unwrap().0, 8);
+    }
+
+    #[tokio::test]
+    async fn a_delete_removes_key_and_usage_and_keeps_the_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let doc = key_doc(1);
+        put(&store, &doc, 1);
+        store.put_usage(&[(doc.id, UsageDoc::default())]).unwrap();
+        let event = AuditEvent { action: "key.delete", target: doc.id.to_string(), tenant: None, changes: vec![] };
+        let entry = AuditEntry::new(2, "t".into(), &Origin::default(), event, GENESIS.into());
+        store.commit(Write::DeleteKey(doc.id), &entry, 2).unwrap();
+        assert!(store.load_keys().unwrap().is_empty());
+        let newest: Vec<u64> = store.audit_newest_first(None).map(|e| e.unwrap().0).collect();
+        assert_eq!(newest, vec![2, 1]);
+        let below: Vec<u64> = store.audit_newest_first(Some(2)).map(|e| e.unwrap().0).collect();
+        assert_eq!(below, vec![1]);
     }
 }

@@ -87,7 +87,7 @@ impl From<RegistryError> for AdminError {
                 AdminError::KeyLimitReached(format!("{e}; revoke a key or raise the limit"))
             }
             RegistryError::AlreadyRevoked => AdminError::AlreadyRevoked,
-            RegistryError::InvalidState(_) => AdminError::InvalidState(e.to_string()),
+            RegistryError::InvalidState(..) => AdminError::InvalidState(e.to_string()),
             RegistryError::TenantExists(_) => AdminError::Conflict(e.to_string()),
             RegistryError::Store(e) => AdminError::Internal(e.to_string()),
         }
@@ -106,16 +106,11 @@ impl IntoResponse for AdminError {
         if let AdminError::Validation(fields) = &self {
             problem.fields = Some(fields);
         }
-        let mut response = (
-            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-            problem.to_json(),
-        )
-            .into_response();
+        let mut response =
+            (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR), problem.to_json())
+                .into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(CONTENT_TYPE),
-        );
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(CONTENT_TYPE));
         if status == 401 {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,
@@ -126,6 +121,53 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// Like [`JsonBody`], but an empty body means `T::default()` (for bodies whose fields are all optional).
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmpty<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, AdminError> {
+        let bytes = read_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonOrEmpty(T::default()));
+        }
+        parse_json(&bytes).map(JsonOrEmpty)
+    }
+}
+
+/// Query parameters: unknown names or malformed values are a 400 that names them.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, AdminError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| AdminError::BadRequest(format!("query parameters: {e}")))
+    }
+}
+
+async fn read_body(req: Request) -> Result<axum::body::Bytes, AdminError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." => AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}")),
+            _ => AdminError::BadRequest(format!("{path}: {inner}")),
+        }
+    })?;
+    deserializer.end().map_err(|e| AdminError::BadRequest(format!("trailing data after the JSON object: {e}")))?;
+    Ok(value)
+}
+
 /// A JSON request body: at most 64 KiB (else 413), valid JSON of the right shape (else 400 with
 /// the path of the problem, e.g. `unknown field "colour"`).
 pub struct JsonBody<T>(pub T);
@@ -134,28 +176,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AdminError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, AdminError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| AdminError::PayloadTooLarge)?;
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(AdminError::BadRequest(
-                "the request needs a JSON object body".into(),
-            ));
+            return Err(AdminError::BadRequest("the request needs a JSON object body".into()));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             match path.as_str() {
-                "." => {
-                    AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}"))
-                }
+                "." => AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}")),
                 _ => AdminError::BadRequest(format!("{path}: {inner}")),
             }
         })?;
-        deserializer.end().map_err(|e| {
-            AdminError::BadRequest(format!("trailing data after the JSON object: {e}"))
-        })?;
+        deserializer.end().map_err(|e| AdminError::BadRequest(format!("trailing data after the JSON object: {e}")))?;
         Ok(JsonBody(value))
     }
 }

@@ -1,134 +1,138 @@
-//! `/v1/keys` handlers: request bodies, their validation (SPEC §2.2, §5), and the key record view.
+//! `/v1/keys` handlers (SPEC §5): create, list, get, edit, rotate, revoke, disable, enable, delete.
 //!
 //! Order of answers for a mutation: 401/403 (who may do this) → 400 (body shape) → 422 (field
 //! values, every bad field at once) → 404/409 (state, decided by the registry under its lock).
+//! A tenant-restricted token sees only its tenant's keys: any other key answers 404.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Actor;
-use super::error::{AdminError, JsonBody};
-use crate::config::{valid_identifier, Config, Scope};
+use super::error::{AdminError, JsonBody, JsonOrEmpty, QueryParams};
+use super::validate::Fields;
+use super::views::{KeyPage, KeyView, ProblemView};
+use crate::config::{Config, Scope};
 use crate::index::LiveKey;
 use crate::key::KeyId;
-use crate::net;
-use crate::record::{
-    parse_timestamp, rfc3339, unix_now, Environment, ExpirationState, Kind, RateLimit, Role, Status,
-};
-use crate::registry::NewKey;
+use crate::record::{unix_now, Environment, ExpirationState, Kind, RateLimitWire, Status};
+use crate::registry::{KeyPatch, NewKey};
 use crate::state::State;
 
 type Shared = AxumState<Arc<State>>;
 
-/// `POST /v1/keys` body. Enum-valued fields arrive as strings so an unknown value is a 422 naming
-/// the field, not a 400.
-#[derive(Debug, Default, Deserialize)]
+/// The longest rotation grace period.
+const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+/// `POST /v1/keys`. Enum-valued fields arrive as strings so an unknown value is a 422 naming the
+/// field, not a 400.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
+    /// 2-200 characters, unique among the owner's non-revoked keys.
     name: Option<String>,
+    /// `tenant` (default) or `service`.
     kind: Option<String>,
+    /// Required for tenant keys, absent for service keys.
     tenant: Option<String>,
+    /// `production`, `staging` or `development` (default).
     environment: Option<String>,
     description: Option<String>,
+    /// `admin` (default) or `readonly`.
     role: Option<String>,
     group: Option<String>,
     permissions: Option<Vec<String>>,
     ip_allowlist: Option<Vec<String>>,
+    #[schema(value_type = Option<RateLimitWire>)]
     rate_limit: Option<serde_json::Value>,
     customer_id: Option<String>,
+    /// RFC 3339, or `YYYY-MM-DD` (23:59:59Z that day); in the future.
     expires_at: Option<String>,
 }
 
-/// The key record of SPEC §2.2 as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct KeyView {
-    id: String,
-    name: String,
-    description: Option<String>,
-    kind: Kind,
+/// `PATCH /v1/keys/{id}`: only the editable fields; `null` clears a nullable one. `expires_at`,
+/// `environment`, `kind`, `tenant` and read-only fields are refused with 422.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchKeyBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    group: Option<Option<String>>,
+    permissions: Option<Vec<String>>,
+    role: Option<String>,
+    ip_allowlist: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RateLimitWire>)]
+    rate_limit: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    customer_id: Option<Option<String>>,
+    // Known record fields that cannot be edited: accepted by the parser only to answer 422, not 400.
+    #[schema(ignore)]
+    expires_at: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    environment: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    kind: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    tenant: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    id: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    status: Option<serde::de::IgnoredAny>,
+    #[schema(ignore)]
+    secret: Option<serde::de::IgnoredAny>,
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// A new expiry (RFC 3339 or `YYYY-MM-DD`); absent: unchanged.
+    expires_at: Option<String>,
+    /// How long the previous key keeps working, `0s` (default) to `24h`.
+    grace_period: Option<String>,
+}
+
+/// Filters of `GET /v1/keys`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Comma list of `active`, `inactive`, `revoked`, `expired`.
+    status: Option<String>,
+    /// `valid`, `expiring_soon` or `expired`.
+    expiration: Option<String>,
+    /// Case-insensitive substring of the name or the description.
+    q: Option<String>,
     tenant: Option<String>,
-    environment: Environment,
-    role: Role,
-    group: Option<String>,
-    permissions: Vec<String>,
-    effective_permissions: Vec<String>,
-    ip_allowlist: Vec<String>,
-    rate_limit: Option<RateLimit>,
-    customer_id: Option<String>,
-    expires_at: Option<String>,
-    status: Status,
-    expiration_state: ExpirationState,
-    mark: String,
-    prefix: String,
-    created_at: String,
-    updated_at: String,
-    last_used_at: Option<String>,
-    last_used_ip: Option<String>,
-    usage: UsageView,
-    rotation: Option<RotationView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct UsageView {
-    requests_total: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct RotationView {
-    rotated_at: String,
-    previous_valid_until: String,
-    previous_requests: u64,
-}
-
-impl KeyView {
-    pub fn new(key: &LiveKey, config: &Config, now: i64) -> Self {
-        let doc = &key.doc;
-        let usage = key.usage.snapshot();
-        KeyView {
-            id: doc.id.to_string(),
-            name: doc.name.clone(),
-            description: doc.description.clone(),
-            kind: doc.kind,
-            tenant: doc.tenant.clone(),
-            environment: doc.environment,
-            role: doc.role,
-            group: doc.group.clone(),
-            permissions: doc.permissions.clone(),
-            effective_permissions: config.effective_permissions(doc),
-            ip_allowlist: doc.ip_allowlist.iter().map(ToString::to_string).collect(),
-            rate_limit: doc.rate_limit,
-            customer_id: doc.customer_id.clone(),
-            expires_at: doc.expires_at.map(rfc3339),
-            status: doc.status(now),
-            expiration_state: doc.expiration_state(now, config.expiring_soon_days),
-            mark: doc.mark.clone(),
-            prefix: doc.prefix(&config.key_prefix),
-            created_at: rfc3339(doc.created_at),
-            updated_at: rfc3339(doc.updated_at),
-            last_used_at: usage.last_used_at.map(rfc3339),
-            last_used_ip: usage.last_used_ip.map(|ip| ip.to_string()),
-            usage: UsageView {
-                requests_total: usage.requests_total,
-            },
-            rotation: doc.previous_valid(now).map(|r| RotationView {
-                rotated_at: rfc3339(r.rotated_at),
-                previous_valid_until: rfc3339(r.previous_valid_until),
-                previous_requests: usage.previous_requests,
-            }),
-            secret: None,
-        }
-    }
+    /// `tenant` or `service`.
+    kind: Option<String>,
+    environment: Option<String>,
+    /// A duration: keys never used, or last used before now minus it.
+    unused_since: Option<String>,
+    /// 1-500, default 50.
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 // === handlers ===
 
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyBody, security(("bearer" = [])),
+    responses((status = 201, description = "Created; the answer holds `secret`", body = KeyView),
+              (status = "4XX", description = "400, 401, 403, 409 (name_taken, key_limit_reached), 413, 422", body = ProblemView)))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
@@ -139,26 +143,95 @@ pub async fn create(
     let config = &settings.config;
     let now = unix_now();
     let new = validate_create(body, &actor, config, now)?;
-    let (key, secret) = state.registry.create(new, &config.key_prefix, now).await?;
+    let (key, secret) = state.registry.create(new, &config.key_prefix, &actor.origin(), now).await?;
     let mut view = KeyView::new(&key, config, now);
     view.secret = Some(secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn get(
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = KeyPage), (status = "4XX", description = "400, 401, 403, 422", body = ProblemView)))]
+pub async fn list(
+    AxumState(state): Shared,
+    actor: Actor,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<KeyPage>, AdminError> {
+    actor.require(Scope::KeysRead)?;
+    let settings = state.settings();
+    let config = &settings.config;
+    let now = unix_now();
+    let filter = Filter::parse(query, &actor, now)?;
+    let mut matching: Vec<Arc<LiveKey>> = state
+        .index()
+        .all()
+        .into_iter()
+        .filter(|k| actor.sees(k.doc.tenant.as_deref()) && filter.matches(k, config, now))
+        .collect();
+    let total = matching.len();
+    matching.sort_unstable_by_key(|k| std::cmp::Reverse(k.doc.seq));
+    let page: Vec<&Arc<LiveKey>> =
+        matching.iter().filter(|k| filter.before.is_none_or(|b| k.doc.seq < b)).take(filter.limit + 1).collect();
+    let next_cursor = (page.len() > filter.limit).then(|| page[filter.limit - 1].doc.seq.to_string());
+    let items = page.into_iter().take(filter.limit).map(|k| KeyView::new(k, config, now)).collect();
+    Ok(Json(KeyPage { items, next_cursor, total }))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
+pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
+    actor.require(Scope::KeysRead)?;
+    let key = visible_key(&state, &actor, &id)?;
+    Ok(Json(KeyView::new(&key, &state.settings().config, unix_now())))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = PatchKeyBody, security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", description = "400, 401, 403, 404, 409 name_taken, 413, 422", body = ProblemView)))]
+pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
     Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchKeyBody>,
 ) -> Result<Json<KeyView>, AdminError> {
-    actor.require(Scope::KeysRead)?;
+    actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
-    Ok(Json(KeyView::new(
-        &key,
-        &state.settings().config,
-        unix_now(),
-    )))
+    let settings = state.settings();
+    let patch = validate_patch(body, &settings.config)?;
+    let now = unix_now();
+    let key = state.registry.update(key.doc.id, patch, &actor.origin(), now).await?;
+    Ok(Json(KeyView::new(&key, &settings.config, now)))
 }
 
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)), request_body = RotateBody, security(("bearer" = [])),
+    responses((status = 200, description = "Rotated; the answer holds the new `secret`", body = KeyView),
+              (status = "4XX", description = "400, 401, 403, 404, 409 invalid_state, 422", body = ProblemView)))]
+pub async fn rotate(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonOrEmpty(body): JsonOrEmpty<RotateBody>,
+) -> Result<Json<KeyView>, AdminError> {
+    actor.require(Scope::KeysUpdate)?;
+    let key = visible_key(&state, &actor, &id)?;
+    let now = unix_now();
+    let mut fields = Fields::default();
+    let expires_at = body.expires_at.and_then(|t| fields.expires_at(&t, now));
+    let grace = match body.grace_period {
+        None => Some(Duration::ZERO),
+        Some(text) => fields.duration("grace_period", &text, Duration::ZERO, MAX_GRACE),
+    };
+    fields.finish()?;
+    let grace_seconds = grace.map_or(0, |g| g.as_secs() as i64);
+    let settings = state.settings();
+    let config = &settings.config;
+    let (key, secret) =
+        state.registry.rotate(key.doc.id, expires_at, grace_seconds, &config.key_prefix, &actor.origin(), now).await?;
+    let mut view = KeyView::new(&key, config, now);
+    view.secret = Some(secret.expose().to_owned());
+    Ok(Json(view))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView)))]
 pub async fn revoke(
     AxumState(state): Shared,
     actor: Actor,
@@ -167,24 +240,30 @@ pub async fn revoke(
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
     let now = unix_now();
-    let key = state.registry.revoke(key.doc.id, now).await?;
+    let key = state.registry.revoke(key.doc.id, &actor.origin(), now).await?;
     Ok(Json(KeyView::new(&key, &state.settings().config, now)))
 }
 
-pub async fn disable(
-    state: Shared,
-    actor: Actor,
-    id: Path<String>,
-) -> Result<Json<KeyView>, AdminError> {
+#[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView)))]
+pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, true).await
 }
 
-pub async fn enable(
-    state: Shared,
-    actor: Actor,
-    id: Path<String>,
-) -> Result<Json<KeyView>, AdminError> {
+#[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView)))]
+pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, false).await
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted; the audit log keeps its history"),
+              (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
+pub async fn delete(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<StatusCode, AdminError> {
+    actor.require(Scope::KeysDelete)?;
+    let key = visible_key(&state, &actor, &id)?;
+    state.registry.delete(key.doc.id, &actor.origin(), unix_now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_disabled(
@@ -196,17 +275,13 @@ async fn set_disabled(
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
     let now = unix_now();
-    let key = state
-        .registry
-        .set_disabled(key.doc.id, disabled, now)
-        .await?;
+    let key = state.registry.set_disabled(key.doc.id, disabled, &actor.origin(), now).await?;
     Ok(Json(KeyView::new(&key, &state.settings().config, now)))
 }
 
 /// The key with this id if the actor may see it; 404 otherwise (never 403: no existence leak).
 fn visible_key(state: &State, actor: &Actor, id: &str) -> Result<Arc<LiveKey>, AdminError> {
-    let id = KeyId::parse(id).ok_or(AdminError::NotFound)?;
-    let key = state.registry.get(id).ok_or(AdminError::NotFound)?;
+    let key = KeyId::parse(id).and_then(|id| state.registry.get(id)).ok_or(AdminError::NotFound)?;
     if actor.sees(key.doc.tenant.as_deref()) {
         Ok(key)
     } else {
@@ -217,30 +292,16 @@ fn visible_key(state: &State, actor: &Actor, id: &str) -> Result<Arc<LiveKey>, A
 // === validation ===
 
 /// Checks every field of a create body; all problems are reported together.
-fn validate_create(
-    body: CreateKeyBody,
-    actor: &Actor,
-    config: &Config,
-    now: i64,
-) -> Result<NewKey, AdminError> {
+fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64) -> Result<NewKey, AdminError> {
     let mut fields = Fields::default();
-    let kind = match body.kind.as_deref() {
-        None => Some(Kind::Tenant),
-        Some("tenant") => Some(Kind::Tenant),
-        Some("service") => Some(Kind::Service),
-        Some(other) => fields.bad("kind", format!("{other:?} is not a kind (tenant, service)")),
-    };
+    let kind = body.kind.as_deref().map_or(Some(Kind::Tenant), |k| fields.kind(k));
     // Authorization first: a tenant-restricted token may only create keys of its own tenant.
     if let Some(own) = &actor.tenant {
         if kind == Some(Kind::Service) {
-            return Err(AdminError::Forbidden(
-                "a tenant-restricted token cannot create service keys".into(),
-            ));
+            return Err(AdminError::Forbidden("a tenant-restricted token cannot create service keys".into()));
         }
         if body.tenant.as_deref().is_some_and(|t| t != own) {
-            return Err(AdminError::Forbidden(format!(
-                "this token may only create keys of tenant {own:?}"
-            )));
+            return Err(AdminError::Forbidden(format!("this token may only create keys of tenant {own:?}")));
         }
     }
     let tenant = match (kind, body.tenant) {
@@ -248,149 +309,162 @@ fn validate_create(
             Some(own) => Some(own.clone()),
             None => fields.bad("tenant", "required for tenant keys"),
         },
-        (Some(Kind::Service), Some(_)) => fields.bad(
-            "tenant",
-            "service keys belong to no tenant; leave tenant out",
-        ),
-        (_, tenant) => tenant,
+        (Some(Kind::Service), Some(_)) => fields.bad("tenant", "service keys belong to no tenant; leave tenant out"),
+        (_, tenant) => tenant.and_then(|t| fields.tenant_id(t)),
     };
     let name = match body.name {
         None => fields.bad("name", "required: 2-200 characters"),
-        Some(name) => fields.check(
-            "name",
-            name,
-            |n| valid_name(n),
-            "must be 2-200 characters, not blank",
-        ),
+        Some(name) => fields.name(name),
     };
-    let description = body.description.and_then(|d| {
-        fields.check(
-            "description",
-            d,
-            |d| d.chars().count() <= 1000,
-            "must be at most 1000 characters",
-        )
-    });
-    let environment = match body.environment.as_deref() {
-        None => Some(Environment::Development),
-        Some(name) => Environment::from_name(name).or_else(|| {
-            fields.bad(
-                "environment",
-                format!("{name:?} is not an environment (production, staging, development)"),
-            )
-        }),
-    };
-    let role = match body.role.as_deref() {
-        None | Some("admin") => Some(Role::Admin),
-        Some("readonly") => Some(Role::Readonly),
-        Some(other) => fields.bad("role", format!("{other:?} is not a role (admin, readonly)")),
-    };
-    let group = body.group.and_then(|g| {
-        let known = config.groups.contains_key(&g);
-        fields.check("group", g, |_| known, "unknown group; see GET /v1/groups")
-    });
-    let permissions = body.permissions.unwrap_or_default();
-    if let Some(bad) = permissions.iter().find(|p| !valid_identifier(p)) {
-        fields.bad::<()>(
-            "permissions",
-            format!("{bad:?} is not a permission name (1-64 of [A-Za-z0-9_.:-])"),
-        );
-    }
-    let mut ip_allowlist = Vec::new();
-    for item in body.ip_allowlist.unwrap_or_default() {
-        match net::parse_cidr(&item) {
-            Ok(net) => ip_allowlist.push(net),
-            Err(e) => {
-                fields.bad::<()>("ip_allowlist", e);
-            }
-        }
-    }
-    let rate_limit = match body.rate_limit {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => serde_json::from_value::<RateLimit>(value).map_err(|_| ()).ok().or_else(|| {
-            fields.bad("rate_limit", r#"must be {"per_second"|"per_minute"|"per_hour": N} with N >= 1, and optionally "burst": B >= 1"#)
-        }),
-    };
-    let customer_id = body.customer_id.and_then(|c| {
-        fields.check(
-            "customer_id",
-            c,
-            |c| (1..=200).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic()),
-            "must be 1-200 visible ASCII characters",
-        )
-    });
-    let expires_at = match body.expires_at {
-        None => None,
-        Some(text) => match parse_timestamp(&text) {
-            Some(at) if at > now => Some(at),
-            Some(_) => fields.bad("expires_at", "must be in the future"),
-            None => fields.bad(
-                "expires_at",
-                "must be an RFC 3339 timestamp or a date YYYY-MM-DD",
-            ),
-        },
-    };
-    if let Some(t) = &tenant {
-        if !crate::record::valid_tenant_id(t) {
-            fields.bad::<()>("tenant", format!("{t:?} is not a tenant id"));
-        }
-    }
-    fields.finish()?;
-    Ok(NewKey {
+    let new = NewKey {
+        description: body.description.and_then(|d| fields.description(d)),
+        environment: body
+            .environment
+            .as_deref()
+            .map_or(Some(Environment::Development), |e| fields.environment(e))
+            .unwrap_or(Environment::Development),
+        role: body.role.as_deref().and_then(|r| fields.role(r)).unwrap_or_default(),
+        group: body.group.and_then(|g| fields.group(g, config)),
+        permissions: body.permissions.and_then(|p| fields.permissions(p)).unwrap_or_default(),
+        ip_allowlist: body.ip_allowlist.and_then(|i| fields.ip_allowlist(i)).unwrap_or_default(),
+        rate_limit: body.rate_limit.filter(|v| !v.is_null()).and_then(|v| fields.rate_limit(v)),
+        customer_id: body.customer_id.and_then(|c| fields.customer_id(c)),
+        expires_at: body.expires_at.and_then(|e| fields.expires_at(&e, now)),
         name: name.unwrap_or_default(),
-        description,
         kind: kind.unwrap_or_default(),
         tenant,
-        environment: environment.unwrap_or(Environment::Development),
-        role: role.unwrap_or_default(),
-        group,
-        permissions,
-        ip_allowlist,
-        rate_limit,
-        customer_id,
-        expires_at,
-    })
+    };
+    fields.finish()?;
+    Ok(new)
 }
 
-/// Key names: 2-200 characters, not only whitespace, no control characters.
-pub fn valid_name(name: &str) -> bool {
-    (2..=200).contains(&name.chars().count())
-        && !name.trim().is_empty()
-        && !name.chars().any(char::is_control)
+fn validate_patch(body: PatchKeyBody, config: &Config) -> Result<KeyPatch, AdminError> {
+    let mut fields = Fields::default();
+    let fixed = &body;
+    if fixed.expires_at.is_some() {
+        fields.bad::<()>("expires_at", "cannot be edited; rotate the key to change its expiry");
+    }
+    for (name, given) in [
+        ("environment", fixed.environment.is_some()),
+        ("kind", fixed.kind.is_some()),
+        ("tenant", fixed.tenant.is_some()),
+    ] {
+        if given {
+            fields.bad::<()>(name, "is fixed at creation; create a new key instead");
+        }
+    }
+    for (name, given) in
+        [("id", fixed.id.is_some()), ("status", fixed.status.is_some()), ("secret", fixed.secret.is_some())]
+    {
+        if given {
+            fields.bad::<()>(name, "is read-only; use revoke, disable, enable or rotate");
+        }
+    }
+    let patch = KeyPatch {
+        name: body.name.and_then(|n| fields.name(n)),
+        description: body.description.map(|d| d.and_then(|d| fields.description(d))),
+        group: body.group.map(|g| g.and_then(|g| fields.group(g, config))),
+        permissions: body.permissions.and_then(|p| fields.permissions(p)),
+        role: body.role.as_deref().and_then(|r| fields.role(r)),
+        ip_allowlist: body.ip_allowlist.and_then(|i| fields.ip_allowlist(i)),
+        rate_limit: body.rate_limit.map(|r| r.and_then(|v| fields.rate_limit(v))),
+        customer_id: body.customer_id.map(|c| c.and_then(|c| fields.customer_id(c))),
+    };
+    fields.finish()?;
+    Ok(patch)
 }
 
-/// Collects field errors for a 422.
-#[derive(Default)]
-struct Fields(BTreeMap<String, String>);
+/// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value; absent fields stay `None`
+/// through `#[serde(default)]`.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
 
-impl Fields {
-    /// Records a problem; returns `None` so it can stand in for the missing value.
-    fn bad<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
-        self.0
-            .entry(field.to_owned())
-            .or_insert_with(|| message.into());
-        None
+/// The list filters, parsed.
+struct Filter {
+    statuses: Option<Vec<Status>>,
+    expiration: Option<ExpirationState>,
+    q: Option<String>,
+    tenant: Option<String>,
+    kind: Option<Kind>,
+    environment: Option<Environment>,
+    /// Unix seconds: keys used at or after this do not match.
+    unused_since: Option<i64>,
+    limit: usize,
+    /// Only keys created before this sequence number (the cursor).
+    before: Option<u64>,
+}
+
+impl Filter {
+    fn parse(q: ListQuery, actor: &Actor, now: i64) -> Result<Self, AdminError> {
+        let mut fields = Fields::default();
+        let statuses = q.status.map(|list| {
+            list.split(',')
+                .filter_map(|s| match s.trim() {
+                    "active" => Some(Status::Active),
+                    "inactive" => Some(Status::Inactive),
+                    "revoked" => Some(Status::Revoked),
+                    "expired" => Some(Status::Expired),
+                    other => {
+                        fields.bad("status", format!("{other:?} is not a status (active, inactive, revoked, expired)"))
+                    }
+                })
+                .collect()
+        });
+        let expiration = q.expiration.as_deref().and_then(|e| match e {
+            "valid" => Some(ExpirationState::Valid),
+            "expiring_soon" => Some(ExpirationState::ExpiringSoon),
+            "expired" => Some(ExpirationState::Expired),
+            other => fields.bad("expiration", format!("{other:?} is not valid, expiring_soon or expired")),
+        });
+        let kind = q.kind.as_deref().and_then(|k| fields.kind(k));
+        let environment = q.environment.as_deref().and_then(|e| fields.environment(e));
+        let unused_since = q.unused_since.as_deref().and_then(|d| {
+            fields
+                .duration("unused_since", d, Duration::ZERO, Duration::from_secs(100 * 365 * 86_400))
+                .map(|d| now - d.as_secs() as i64)
+        });
+        let limit = match q.limit.as_deref() {
+            None => DEFAULT_PAGE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => fields.bad("limit", format!("must be a number from 1 to {MAX_PAGE}")).unwrap_or(DEFAULT_PAGE),
+            },
+        };
+        let before = q
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse::<u64>().ok().or_else(|| fields.bad("cursor", "not a cursor from a previous page")));
+        fields.finish()?;
+        // A tenant-restricted token asking for another tenant gets nothing, not an error.
+        let tenant = match (&actor.tenant, q.tenant) {
+            (Some(own), Some(asked)) if *own != asked => Some(String::new()),
+            (_, asked) => asked,
+        };
+        Ok(Filter {
+            statuses,
+            expiration,
+            q: q.q.map(|s| s.to_lowercase()),
+            tenant,
+            kind,
+            environment,
+            unused_since,
+            limit,
+            before,
+        })
     }
 
-    fn check<T>(
-        &mut self,
-        field: &str,
-        value: T,
-        ok: impl Fn(&T) -> bool,
-        message: &str,
-    ) -> Option<T> {
-        if ok(&value) {
-            Some(value)
-        } else {
-            self.bad(field, message)
-        }
-    }
-
-    fn finish(self) -> Result<(), AdminError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(AdminError::Validation(self.0))
-        }
+    fn matches(&self, key: &LiveKey, config: &Config, now: i64) -> bool {
+        let doc = &key.doc;
+        self.statuses.as_ref().is_none_or(|s| s.contains(&doc.status(now)))
+            && self.expiration.is_none_or(|e| doc.expiration_state(now, config.expiring_soon_days) == e)
+            && self.tenant.as_ref().is_none_or(|t| doc.tenant.as_ref() == Some(t))
+            && self.kind.is_none_or(|k| doc.kind == k)
+            && self.environment.is_none_or(|e| doc.environment == e)
+            && self.unused_since.is_none_or(|since| key.usage.snapshot().last_used_at.is_none_or(|at| at < since))
+            && self.q.as_ref().is_none_or(|q| {
+                doc.name.to_lowercase().contains(q)
+                    || doc.description.as_ref().is_some_and(|d| d.to_lowercase().contains(q))
+            })
     }
 }

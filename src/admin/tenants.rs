@@ -1,6 +1,6 @@
-//! `/v1/tenants` handlers (SPEC §5): tenants are created with a client-chosen id and a key limit;
-//! reads add `keys_used` (keys neither revoked nor expired). A tenant-restricted token sees only
-//! its own tenant.
+//! `/v1/tenants` handlers (SPEC §5): tenants have a client-chosen id and a key limit; reads add
+//! `keys_used` (keys neither revoked nor expired). A tenant-restricted token sees only its own
+//! tenant and cannot create or change tenants.
 
 use std::sync::Arc;
 
@@ -8,88 +8,99 @@ use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Actor;
 use super::error::{AdminError, JsonBody};
-use super::keys::valid_name;
+use super::validate::{valid_name, Fields};
+use super::views::ProblemView;
 use crate::config::Scope;
 use crate::record::{unix_now, valid_tenant_id, TenantDoc};
 use crate::state::State;
 
 type Shared = AxumState<Arc<State>>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
+    /// `[a-z0-9][a-z0-9-]{1,62}`, chosen by the client.
     id: Option<String>,
+    name: Option<String>,
+    /// Default: `tenants.default_key_limit` of the config.
+    key_limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenantBody {
     name: Option<String>,
     key_limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
     id: String,
     name: String,
     key_limit: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keys_used: Option<usize>,
+    /// Keys of the tenant that are neither revoked nor expired.
+    keys_used: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantList {
     items: Vec<TenantView>,
 }
 
 impl TenantView {
-    fn new(doc: TenantDoc, keys_used: Option<usize>) -> Self {
-        TenantView {
-            id: doc.id,
-            name: doc.name,
-            key_limit: doc.key_limit,
-            keys_used,
-        }
+    fn new(state: &State, doc: TenantDoc) -> Self {
+        let keys_used = state.registry.keys_used(&doc.id, unix_now());
+        TenantView { id: doc.id, name: doc.name, key_limit: doc.key_limit, keys_used }
     }
 }
 
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenantBody, security(("bearer" = [])),
+    responses((status = 201, body = TenantView), (status = "4XX", description = "400, 401, 403, 409 conflict, 422", body = ProblemView)))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
     JsonBody(body): JsonBody<CreateTenantBody>,
 ) -> Result<(StatusCode, Json<TenantView>), AdminError> {
-    actor.require(Scope::TenantsManage)?;
-    if actor.tenant.is_some() {
-        return Err(AdminError::Forbidden(
-            "a tenant-restricted token cannot create tenants".into(),
-        ));
-    }
-    let mut fields = std::collections::BTreeMap::new();
-    let id = body.id.unwrap_or_default();
-    if !valid_tenant_id(&id) {
-        fields.insert(
-            "id".to_owned(),
-            "required: 2-63 characters of [a-z0-9-], starting with a letter or digit".to_owned(),
-        );
-    }
-    let name = body.name.unwrap_or_default();
-    if !valid_name(&name) {
-        fields.insert("name".to_owned(), "required: 2-200 characters".to_owned());
-    }
+    require_unrestricted_manager(&actor)?;
+    let mut fields = Fields::default();
+    let id = match body.id {
+        Some(id) if valid_tenant_id(&id) => Some(id),
+        _ => fields.bad("id", "required: 2-63 characters of [a-z0-9-], starting with a letter or digit"),
+    };
+    let name = match body.name {
+        Some(name) if valid_name(&name) => Some(name),
+        _ => fields.bad("name", "required: 2-200 characters"),
+    };
     if body.key_limit == Some(0) {
-        fields.insert("key_limit".to_owned(), "must be at least 1".to_owned());
+        fields.bad::<()>("key_limit", "must be at least 1");
     }
-    if !fields.is_empty() {
-        return Err(AdminError::Validation(fields));
-    }
-    let key_limit = body
-        .key_limit
-        .unwrap_or(state.settings().config.default_key_limit);
-    let doc = state
-        .registry
-        .create_tenant(id, name, key_limit, unix_now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(TenantView::new(doc, Some(0)))))
+    fields.finish()?;
+    let key_limit = body.key_limit.unwrap_or(state.settings().config.default_key_limit);
+    let (id, name) = (id.unwrap_or_default(), name.unwrap_or_default());
+    let doc = state.registry.create_tenant(id, name, key_limit, &actor.origin(), unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(TenantView::new(&state, doc))))
 }
 
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    responses((status = 200, body = TenantList), (status = "4XX", description = "401, 403", body = ProblemView)))]
+pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantList>, AdminError> {
+    actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
+    let items = state
+        .registry
+        .tenants()
+        .into_iter()
+        .filter(|t| actor.sees(Some(&t.id)))
+        .map(|t| TenantView::new(&state, t))
+        .collect();
+    Ok(Json(TenantList { items }))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = TenantView), (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
 pub async fn get(
     AxumState(state): Shared,
     actor: Actor,
@@ -100,22 +111,33 @@ pub async fn get(
         return Err(AdminError::NotFound);
     }
     let doc = state.registry.tenant(&id).ok_or(AdminError::NotFound)?;
-    let used = state.registry.keys_used(&doc.id, unix_now());
-    Ok(Json(TenantView::new(doc, Some(used))))
+    Ok(Json(TenantView::new(&state, doc)))
 }
 
-pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantList>, AdminError> {
-    actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
-    let now = unix_now();
-    let items = state
-        .registry
-        .tenants()
-        .into_iter()
-        .filter(|t| actor.sees(Some(&t.id)))
-        .map(|t| {
-            let used = state.registry.keys_used(&t.id, now);
-            TenantView::new(t, Some(used))
-        })
-        .collect();
-    Ok(Json(TenantList { items }))
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path)), request_body = PatchTenantBody, security(("bearer" = [])),
+    responses((status = 200, body = TenantView), (status = "4XX", description = "400, 401, 403, 404, 422", body = ProblemView)))]
+pub async fn patch(
+    AxumState(state): Shared,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchTenantBody>,
+) -> Result<Json<TenantView>, AdminError> {
+    require_unrestricted_manager(&actor)?;
+    let mut fields = Fields::default();
+    let name =
+        body.name.and_then(|n| if valid_name(&n) { Some(n) } else { fields.bad("name", "must be 2-200 characters") });
+    let key_limit =
+        body.key_limit.and_then(|l| if l >= 1 { Some(l) } else { fields.bad("key_limit", "must be at least 1") });
+    fields.finish()?;
+    let doc = state.registry.update_tenant(&id, name, key_limit, &actor.origin(), unix_now()).await?;
+    Ok(Json(TenantView::new(&state, doc)))
+}
+
+/// Creating and changing tenants needs `tenants:manage` and a token not restricted to a tenant.
+fn require_unrestricted_manager(actor: &Actor) -> Result<(), AdminError> {
+    actor.require(Scope::TenantsManage)?;
+    match actor.tenant {
+        Some(_) => Err(AdminError::Forbidden("a tenant-restricted token cannot create or change tenants".into())),
+        None => Ok(()),
+    }
 }

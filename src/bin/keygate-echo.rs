@@ -4,10 +4,7 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "An HTTP upstream that answers every request with what it saw, as JSON"
-)]
+#[command(version, about = "An HTTP upstream that answers every request with what it saw, as JSON")]
 struct Cli {
     /// Address to listen on, e.g. 127.0.0.1:9001 (port 0: any free port).
     #[arg(long)]
@@ -19,10 +16,7 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&cli.listen)
             .await

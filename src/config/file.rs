@@ -118,62 +118,43 @@ impl Default for ProxyFile {
             key_headers: vec!["x-api-key".into(), "authorization".into()],
             trusted_proxies: vec![],
             upstream_timeout: "30s".into(),
-            failed_auth_limit: RateLimitWire {
-                per_minute: Some(30),
-                ..Default::default()
-            },
+            failed_auth_limit: RateLimitWire { per_minute: Some(30), ..Default::default() },
         }
     }
 }
 
 impl Default for TenantsFile {
     fn default() -> Self {
-        TenantsFile {
-            default_key_limit: 10,
-        }
+        TenantsFile { default_key_limit: 10 }
     }
 }
 
 impl Default for KeysFile {
     fn default() -> Self {
-        KeysFile {
-            prefix: "kg".into(),
-            expiring_soon_days: 7,
-        }
+        KeysFile { prefix: "kg".into(), expiring_soon_days: 7 }
     }
 }
 
 impl Default for AdminFile {
     fn default() -> Self {
-        AdminFile {
-            listen: "127.0.0.1:9090".into(),
-            tokens: vec![],
-        }
+        AdminFile { listen: "127.0.0.1:9090".into(), tokens: vec![] }
     }
 }
 
 impl Default for MetricsFile {
     fn default() -> Self {
-        MetricsFile {
-            listen: "127.0.0.1:9100".into(),
-        }
+        MetricsFile { listen: "127.0.0.1:9100".into() }
     }
 }
 
 impl Default for LogFile {
     fn default() -> Self {
-        LogFile {
-            access: "stdout".into(),
-            level: "info".into(),
-        }
+        LogFile { access: "stdout".into(), level: "info".into() }
     }
 }
 
 impl Default for StorageFile {
     fn default() -> Self {
-        StorageFile {
-            path: "data/keygate.db".into(),
-            usage_flush_interval: "1s".into(),
-        }
+        StorageFile { path: "data/keygate.db".into(), usage_flush_interval: "1s".into() }
     }
 }

@@ -58,11 +58,7 @@ impl RateInfo {
 
     /// `RateLimit: "key";r=<remaining>;t=<seconds until full>`
     pub fn state_field(&self) -> String {
-        format!(
-            "\"key\";r={};t={}",
-            self.remaining,
-            crate::limit::ceil_secs(self.reset)
-        )
+        format!("\"key\";r={};t={}", self.remaining, crate::limit::ceil_secs(self.reset))
     }
 }
 
@@ -81,9 +77,7 @@ impl Checks<'_> {
     pub fn admit(&self, req: &RequestHeader, out: &mut Admission) -> Result<(), Rejection> {
         let config = self.config;
         let host_environment = if config.routes_by_host() {
-            let env = request_host(req)
-                .and_then(|h| config.environment_for_host(&h))
-                .ok_or(Rejection::UnknownHost)?;
+            let env = request_host(req).and_then(|h| config.environment_for_host(&h)).ok_or(Rejection::UnknownHost)?;
             out.environment = Some(env);
             Some(env)
         } else {
@@ -98,10 +92,7 @@ impl Checks<'_> {
         }
 
         let failed_auth_quota = Gcra::new(&config.proxy.failed_auth_limit);
-        if let Some(retry_after) =
-            self.failed_auth
-                .empty_for(self.client_ip, &failed_auth_quota, limit::now())
-        {
+        if let Some(retry_after) = self.failed_auth.empty_for(self.client_ip, &failed_auth_quota, limit::now()) {
             return Err(Rejection::TooManyFailedAttempts { retry_after });
         }
 
@@ -111,8 +102,7 @@ impl Checks<'_> {
             _ => return Err(Rejection::AmbiguousApiKey),
         };
         let (key, with_previous_secret) = self.verify(presented).ok_or_else(|| {
-            self.failed_auth
-                .record(self.client_ip, &failed_auth_quota, limit::now());
+            self.failed_auth.record(self.client_ip, &failed_auth_quota, limit::now());
             Rejection::InvalidApiKey
         })?;
         out.with_previous_secret = with_previous_secret;
@@ -151,45 +141,27 @@ impl Checks<'_> {
         if key.doc.digest.matches(&digest) {
             return Some((key, false));
         }
-        let previous = key
-            .doc
-            .previous_valid(self.now)
-            .is_some_and(|r| r.previous_digest.matches(&digest));
+        let previous = key.doc.previous_valid(self.now).is_some_and(|r| r.previous_digest.matches(&digest));
         previous.then_some((key, true))
     }
 
-    fn authorize(
-        &self,
-        route: Option<&Route>,
-        req: &RequestHeader,
-        key: &LiveKey,
-    ) -> Result<(), Rejection> {
+    fn authorize(&self, route: Option<&Route>, req: &RequestHeader, key: &LiveKey) -> Result<(), Rejection> {
         let doc = &key.doc;
-        let group = doc
-            .group
-            .as_deref()
-            .map_or(&[][..], |g| self.config.group_permissions(g));
+        let group = doc.group.as_deref().map_or(&[][..], |g| self.config.group_permissions(g));
         let has = |p: &str| doc.permissions.iter().any(|x| x == p) || group.iter().any(|x| x == p);
-        routes::authorize(route, &req.method, doc.role, has)
-            .map_err(|_| Rejection::PermissionDenied)
+        routes::authorize(route, &req.method, doc.role, has).map_err(|_| Rejection::PermissionDenied)
     }
 
     fn rate_limit(&self, key: &LiveKey) -> Result<Option<RateInfo>, Rejection> {
         let doc = &key.doc;
-        let Some(rate) = doc
-            .rate_limit
-            .or_else(|| self.config.environment(doc.environment)?.rate_limit)
-        else {
+        let Some(rate) = doc.rate_limit.or_else(|| self.config.environment(doc.environment)?.rate_limit) else {
             return Ok(None);
         };
         let gcra = Gcra::new(&rate);
         match key.bucket.check(&gcra, limit::now()) {
-            Decision::Allowed { remaining, reset } => Ok(Some(RateInfo {
-                limit: gcra.limit,
-                period: gcra.period,
-                remaining,
-                reset,
-            })),
+            Decision::Allowed { remaining, reset } => {
+                Ok(Some(RateInfo { limit: gcra.limit, period: gcra.period, remaining, reset }))
+            }
             Decision::Limited { retry_after } => Err(Rejection::RateLimited { retry_after }),
         }
     }
@@ -231,11 +203,7 @@ fn presented_keys<'r>(
             if !carried.contains(name) {
                 carried.push(name.clone());
             }
-            for part in bytes
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .filter(|p| !p.is_empty())
-            {
+            for part in bytes.split(|b| *b == b',').map(<[u8]>::trim_ascii).filter(|p| !p.is_empty()) {
                 if !keys.contains(&part) && keys.len() < MAX_PRESENTED {
                     keys.push(part);
                 }
@@ -247,8 +215,7 @@ fn presented_keys<'r>(
 
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(6)?;
-    (scheme.eq_ignore_ascii_case(b"bearer") && rest.first().is_some_and(|b| *b == b' '))
-        .then(|| rest.trim_ascii())
+    (scheme.eq_ignore_ascii_case(b"bearer") && rest.first().is_some_and(|b| *b == b' ')).then(|| rest.trim_ascii())
 }
 
 #[cfg(test)]
@@ -271,10 +238,7 @@ mod tests {
     fn keys_come_from_either_header_and_duplicates_count_once() {
         let mut carried = vec![];
         let req = request(&[("x-api-key", "k1"), ("authorization", "Bearer k1")]);
-        assert_eq!(
-            presented_keys(&req, &key_headers(), &mut carried),
-            vec![&b"k1"[..]]
-        );
+        assert_eq!(presented_keys(&req, &key_headers(), &mut carried), vec![&b"k1"[..]]);
         assert_eq!(carried.len(), 2);
     }
 
@@ -286,11 +250,7 @@ mod tests {
             &[("x-api-key", "k1, k2")][..],
         ] {
             let mut carried = vec![];
-            assert_eq!(
-                presented_keys(&request(headers), &key_headers(), &mut carried).len(),
-                2,
-                "{headers:?}"
-            );
+            assert_eq!(presented_keys(&request(headers), &key_headers(), &mut carried).len(), 2, "{headers:?}");
         }
     }
 
@@ -299,10 +259,7 @@ mod tests {
         let mut carried = vec![];
         let req = request(&[("authorization", "Basic dXNlcjpwdw==")]);
         assert!(presented_keys(&req, &key_headers(), &mut carried).is_empty());
-        assert!(
-            carried.is_empty(),
-            "a Basic credential is passed on untouched"
-        );
+        assert!(carried.is_empty(), "a Basic credential is passed on untouched");
         assert_eq!(strip_bearer(b"bearer   abc "), Some(&b"abc"[..]));
         assert_eq!(strip_bearer(b"Bearerabc"), None);
     }
@@ -310,10 +267,7 @@ mod tests {
     #[test]
     fn hosts_are_normalised() {
         let host = |h: &str| request_host(&request(&[("host", h)]));
-        assert_eq!(
-            host("API.Example.com:8443").as_deref(),
-            Some("api.example.com")
-        );
+        assert_eq!(host("API.Example.com:8443").as_deref(), Some("api.example.com"));
         assert_eq!(host("[::1]:80").as_deref(), Some("::1"));
         assert_eq!(host("example.com.").as_deref(), Some("example.com"));
     }

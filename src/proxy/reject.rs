@@ -75,9 +75,7 @@ impl Rejection {
         if status == 401 {
             header.insert_header("www-authenticate", r#"Bearer realm="keygate""#)?;
         }
-        if let Rejection::TooManyFailedAttempts { retry_after }
-        | Rejection::RateLimited { retry_after } = self
-        {
+        if let Rejection::TooManyFailedAttempts { retry_after } | Rejection::RateLimited { retry_after } = self {
             header.insert_header("retry-after", ceil_secs(retry_after).max(1).to_string())?;
         }
         Ok((Box::new(header), body))
@@ -90,9 +88,7 @@ mod tests {
 
     const ALL: [Rejection; 14] = [
         Rejection::UnknownHost,
-        Rejection::TooManyFailedAttempts {
-            retry_after: Duration::from_millis(10),
-        },
+        Rejection::TooManyFailedAttempts { retry_after: Duration::from_millis(10) },
         Rejection::MissingApiKey,
         Rejection::AmbiguousApiKey,
         Rejection::InvalidApiKey,
@@ -102,9 +98,7 @@ mod tests {
         Rejection::EnvironmentMismatch,
         Rejection::IpNotAllowed,
         Rejection::PermissionDenied,
-        Rejection::RateLimited {
-            retry_after: Duration::from_millis(1500),
-        },
+        Rejection::RateLimited { retry_after: Duration::from_millis(1500) },
         Rejection::UpstreamUnavailable,
         Rejection::UpstreamTimeout,
     ];
@@ -137,32 +131,15 @@ mod tests {
     fn headers_follow_the_status() {
         for r in ALL {
             let (header, body) = r.response("rid").unwrap();
-            let get = |name: &str| {
-                header
-                    .headers
-                    .get(name)
-                    .map(|v| v.to_str().unwrap().to_owned())
-            };
+            let get = |name: &str| header.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
             assert_eq!(get("content-length"), Some(body.len().to_string()));
             assert_eq!(get("x-request-id").as_deref(), Some("rid"));
-            assert_eq!(
-                get("www-authenticate").is_some(),
-                r.status() == 401,
-                "{r:?}"
-            );
+            assert_eq!(get("www-authenticate").is_some(), r.status() == 401, "{r:?}");
             assert_eq!(get("retry-after").is_some(), r.status() == 429, "{r:?}");
         }
-        let (h, _) = Rejection::RateLimited {
-            retry_after: Duration::from_millis(1500),
-        }
-        .response("x")
-        .unwrap();
+        let (h, _) = Rejection::RateLimited { retry_after: Duration::from_millis(1500) }.response("x").unwrap();
         assert_eq!(h.headers.get("retry-after").unwrap(), "2");
-        let (h, _) = Rejection::TooManyFailedAttempts {
-            retry_after: Duration::from_millis(1),
-        }
-        .response("x")
-        .unwrap();
+        let (h, _) = Rejection::TooManyFailedAttempts { retry_after: Duration::from_millis(1) }.response("x").unwrap();
         assert_eq!(h.headers.get("retry-after").unwrap(), "1");
     }
 }

@@ -27,11 +27,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Percent-encode everything but RFC 3986 unreserved characters in `X-Keygate-Key-Name`.
-const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// The upstream pools of every configured environment.
 #[derive(Debug)]
@@ -67,10 +63,7 @@ impl Upstreams {
                 down_until: e.upstreams.iter().map(|_| AtomicU64::new(0)).collect(),
             })
         });
-        Upstreams {
-            pools,
-            timeout: config.proxy.upstream_timeout,
-        }
+        Upstreams { pools, timeout: config.proxy.upstream_timeout }
     }
 
     /// The next address for `env`, skipping `tried` and, while others are up, failed ones.
@@ -79,9 +72,7 @@ impl Upstreams {
         let now = limit::now();
         let n = pool.addrs.len();
         let start = pool.next.fetch_add(1, Ordering::Relaxed);
-        let candidates = (0..n)
-            .map(|i| (start + i) % n)
-            .filter(|&i| !tried.contains(&pool.addrs[i]));
+        let candidates = (0..n).map(|i| (start + i) % n).filter(|&i| !tried.contains(&pool.addrs[i]));
         let mut fallback: Option<(u64, usize)> = None;
         for i in candidates {
             let down_until = pool.down_until[i].load(Ordering::Relaxed);
@@ -97,17 +88,14 @@ impl Upstreams {
 
     /// Whether `env` has an address not yet in `tried`.
     pub fn has_untried(&self, env: Environment, tried: &[SocketAddr]) -> bool {
-        self.pools[env.index()]
-            .as_ref()
-            .is_some_and(|p| p.addrs.iter().any(|a| !tried.contains(a)))
+        self.pools[env.index()].as_ref().is_some_and(|p| p.addrs.iter().any(|a| !tried.contains(a)))
     }
 
     /// Passive health: skip `addr` for a while.
     pub fn mark_down(&self, env: Environment, addr: SocketAddr) {
         if let Some(pool) = &self.pools[env.index()] {
             if let Some(i) = pool.addrs.iter().position(|a| *a == addr) {
-                pool.down_until[i]
-                    .store(limit::now() + DOWN_FOR.as_nanos() as u64, Ordering::Relaxed);
+                pool.down_until[i].store(limit::now() + DOWN_FOR.as_nanos() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -135,12 +123,8 @@ pub fn prepare_request(
     request_id: &str,
     peer: Option<IpAddr>,
 ) -> pingora::Result<()> {
-    let forged: Vec<HeaderName> = request
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(headers::PREFIX))
-        .cloned()
-        .collect();
+    let forged: Vec<HeaderName> =
+        request.headers.keys().filter(|name| name.as_str().starts_with(headers::PREFIX)).cloned().collect();
     for name in forged.iter().chain(removed_headers) {
         request.remove_header(name);
     }
@@ -148,10 +132,7 @@ pub fn prepare_request(
     if let Some(key) = key {
         let doc = &key.doc;
         request.insert_header(headers::KEY_ID, doc.id.as_str())?;
-        request.insert_header(
-            headers::KEY_NAME,
-            utf8_percent_encode(&doc.name, NAME_ENCODE).to_string(),
-        )?;
+        request.insert_header(headers::KEY_NAME, utf8_percent_encode(&doc.name, NAME_ENCODE).to_string())?;
         if let Some(tenant) = &doc.tenant {
             request.insert_header(headers::TENANT, tenant.as_str())?;
         }
@@ -161,11 +142,7 @@ pub fn prepare_request(
     }
     request.insert_header("x-request-id", request_id)?;
     if let Some(peer) = peer {
-        let forwarded = match request
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
+        let forwarded = match request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
             _ => peer.to_string(),
         };
@@ -195,11 +172,7 @@ mod tests {
             assert_eq!(u.select(Environment::Staging, &[]), Some(b));
         }
         assert!(!u.has_untried(Environment::Staging, &[a, b]));
-        assert_eq!(
-            u.select(Environment::Production, &[]),
-            None,
-            "unconfigured environment"
-        );
+        assert_eq!(u.select(Environment::Production, &[]), None, "unconfigured environment");
     }
 
     #[test]
@@ -219,15 +192,8 @@ mod tests {
         req.insert_header("x-keygate-tenant", "forged").unwrap();
         req.insert_header("x-forwarded-for", "203.0.113.1").unwrap();
         let removed = [HeaderName::from_static("x-api-key")];
-        prepare_request(
-            &mut req,
-            &removed,
-            Environment::Staging,
-            None,
-            "rid",
-            Some("127.0.0.1".parse().unwrap()),
-        )
-        .unwrap();
+        prepare_request(&mut req, &removed, Environment::Staging, None, "rid", Some("127.0.0.1".parse().unwrap()))
+            .unwrap();
         let h = &req.headers;
         assert!(h.get("x-api-key").is_none() && h.get("x-keygate-tenant").is_none());
         assert_eq!(h.get("x-keygate-environment").unwrap(), "staging");

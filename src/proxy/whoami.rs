@@ -37,9 +37,10 @@ pub(super) fn response(
     admission: &Admission,
     request_id: &str,
 ) -> pingora::Result<(Box<ResponseHeader>, Bytes)> {
-    let key = admission.key.as_ref().ok_or_else(|| {
-        pingora::Error::explain(pingora::ErrorType::InternalError, "whoami without a key")
-    })?;
+    let key = admission
+        .key
+        .as_ref()
+        .ok_or_else(|| pingora::Error::explain(pingora::ErrorType::InternalError, "whoami without a key"))?;
     let doc = &key.doc;
     let body = Whoami {
         id: doc.id.as_str(),

@@ -65,11 +65,7 @@ pub(crate) fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Op
 }
 
 pub(crate) fn random_alnum(n: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(n)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
 }
 
 /// A unique key name.
@@ -93,9 +89,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let h = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let h = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = h {
                 out.push(b);
                 i += 3;
@@ -114,15 +108,11 @@ pub(crate) fn now() -> OffsetDateTime {
 
 /// RFC 3339 UTC, whole seconds.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .expect("0 ns is valid")
-        .format(&Rfc3339)
-        .expect("formattable")
+    t.replace_nanosecond(0).expect("0 ns is valid").format(&Rfc3339).expect("formattable")
 }
 
 pub(crate) fn parse_rfc3339(s: &str) -> OffsetDateTime {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .unwrap_or_else(|e| panic!("not an RFC 3339 timestamp: {s:?}: {e}"))
+    OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|e| panic!("not an RFC 3339 timestamp: {s:?}: {e}"))
 }
 
 /// Converts a JSON literal into a YAML value for config edits: `c["proxy"]["x"] = yaml(json!(...))`.
@@ -214,11 +204,7 @@ pub(crate) fn closed_addr() -> String {
 }
 
 fn port_is_open(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(300),
-    )
-    .is_ok()
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(300)).is_ok()
 }
 
 // ------------------------------------------------------------------------------------------ upstreams
@@ -257,9 +243,7 @@ impl Echo {
                     mpsc::RecvTimeoutError::Timeout => "printed nothing within 10 s",
                     mpsc::RecvTimeoutError::Disconnected => "closed stdout without a line",
                 };
-                panic!(
-                    "keygate-echo {name} {why}; expected `listening on ADDR` (exit: {status:?})"
-                );
+                panic!("keygate-echo {name} {why}; expected `listening on ADDR` (exit: {status:?})");
             }
         };
         let addr = line
@@ -267,13 +251,8 @@ impl Echo {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("keygate-echo printed {line:?}, not `listening on ADDR`"))
             .to_string();
-        addr.parse::<SocketAddr>()
-            .unwrap_or_else(|e| panic!("keygate-echo address {addr:?}: {e}"));
-        Echo {
-            child,
-            addr,
-            name: name.to_string(),
-        }
+        addr.parse::<SocketAddr>().unwrap_or_else(|e| panic!("keygate-echo address {addr:?}: {e}"));
+        Echo { child, addr, name: name.to_string() }
     }
 }
 
@@ -304,9 +283,7 @@ pub(crate) struct FakeUpstream {
 impl FakeUpstream {
     pub(crate) fn start(mode: FakeMode) -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
+        listener.set_nonblocking(true).expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -329,11 +306,7 @@ impl FakeUpstream {
                 }
             }
         });
-        FakeUpstream {
-            addr,
-            accepted,
-            stop,
-        }
+        FakeUpstream { addr, accepted, stop }
     }
 }
 
@@ -371,13 +344,7 @@ pub(crate) struct Resp {
 
 impl std::fmt::Debug for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {:?} {}",
-            self.status,
-            self.headers,
-            &self.text[..self.text.len().min(800)]
-        )
+        write!(f, "{} {:?} {}", self.status, self.headers, &self.text[..self.text.len().min(800)])
     }
 }
 
@@ -385,21 +352,13 @@ impl Resp {
     pub(crate) fn from(r: reqwest::blocking::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r
-            .text()
-            .unwrap_or_else(|e| panic!("reading a {status} body: {e}"));
-        Resp {
-            status,
-            headers,
-            text,
-        }
+        let text = r.text().unwrap_or_else(|e| panic!("reading a {status} body: {e}"));
+        Resp { status, headers, text }
     }
 
     /// The header's value (the first one), if present.
     pub(crate) fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 
     pub(crate) fn json(&self) -> Value {
@@ -425,10 +384,7 @@ impl RequestExt for RequestBuilder {
         self.header("authorization", format!("Bearer {key}"))
     }
     fn fetch(self) -> Resp {
-        Resp::from(
-            self.send()
-                .unwrap_or_else(|e| panic!("request failed: {e:?}")),
-        )
+        Resp::from(self.send().unwrap_or_else(|e| panic!("request failed: {e:?}")))
     }
 }
 
@@ -442,10 +398,7 @@ pub(crate) fn echoed(r: &Resp) -> Value {
 
 /// The lower-case request headers the echo upstream saw.
 pub(crate) fn seen_headers(r: &Resp) -> serde_json::Map<String, Value> {
-    echoed(r)["headers"]
-        .as_object()
-        .cloned()
-        .unwrap_or_else(|| panic!("echo without headers: {r:?}"))
+    echoed(r)["headers"].as_object().cloned().unwrap_or_else(|| panic!("echo without headers: {r:?}"))
 }
 
 // ------------------------------------------------------------------------------------------ problem+json
@@ -454,34 +407,21 @@ pub(crate) fn seen_headers(r: &Resp) -> serde_json::Map<String, Value> {
 pub(crate) fn check_problem(r: &Resp, status: u16, code: &str) -> Value {
     assert_eq!(r.status, status, "expected {status} {code}, got {r:?}");
     let ctype = r.header("content-type").unwrap_or_default();
-    let ctype = ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ctype = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     assert_eq!(ctype, "application/problem+json", "Content-Type of {r:?}");
     let body = r.json();
     for field in ["type", "title", "status", "code", "detail", "request_id"] {
-        assert!(
-            body.get(field).is_some(),
-            "problem body lacks {field:?}: {body}"
-        );
+        assert!(body.get(field).is_some(), "problem body lacks {field:?}: {body}");
     }
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["type"], format!("urn:keygate:error:{code}"), "{body}");
     assert_eq!(body["status"], status, "{body}");
     for field in ["title", "detail", "request_id"] {
-        assert!(
-            body[field].as_str().is_some_and(|s| !s.is_empty()),
-            "{field} is not a non-empty string: {body}"
-        );
+        assert!(body[field].as_str().is_some_and(|s| !s.is_empty()), "{field} is not a non-empty string: {body}");
     }
     if status == 429 {
         let retry = r.header("retry-after").unwrap_or_default();
-        let secs: u64 = retry
-            .parse()
-            .unwrap_or_else(|_| panic!("429 without a numeric Retry-After: {r:?}"));
+        let secs: u64 = retry.parse().unwrap_or_else(|_| panic!("429 without a numeric Retry-After: {r:?}"));
         assert!(secs >= 1, "Retry-After must be at least 1: {r:?}");
     }
     body
@@ -491,16 +431,9 @@ pub(crate) fn check_problem(r: &Resp, status: u16, code: &str) -> Value {
 pub(crate) fn check_proxy_problem(r: &Resp, status: u16, code: &str) -> Value {
     let body = check_problem(r, status, code);
     if status == 401 {
-        assert_eq!(
-            r.header("www-authenticate").as_deref(),
-            Some(r#"Bearer realm="keygate""#),
-            "{r:?}"
-        );
+        assert_eq!(r.header("www-authenticate").as_deref(), Some(r#"Bearer realm="keygate""#), "{r:?}");
     }
-    assert!(
-        r.header("x-request-id").is_some_and(|v| !v.is_empty()),
-        "no X-Request-Id on {r:?}"
-    );
+    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()), "no X-Request-Id on {r:?}");
     body
 }
 
@@ -508,11 +441,7 @@ pub(crate) fn check_proxy_problem(r: &Resp, status: u16, code: &str) -> Value {
 pub(crate) fn check_admin_problem(r: &Resp, status: u16, code: &str) -> Value {
     let body = check_problem(r, status, code);
     if status == 401 {
-        assert_eq!(
-            r.header("www-authenticate").as_deref(),
-            Some(r#"Bearer realm="keygate-admin""#),
-            "{r:?}"
-        );
+        assert_eq!(r.header("www-authenticate").as_deref(), Some(r#"Bearer realm="keygate-admin""#), "{r:?}");
     }
     body
 }
@@ -520,10 +449,7 @@ pub(crate) fn check_admin_problem(r: &Resp, status: u16, code: &str) -> Value {
 /// A 422 `validation_failed` that names `field` in `fields`.
 pub(crate) fn check_field_error(r: &Resp, field: &str) -> Value {
     let body = check_admin_problem(r, 422, "validation_failed");
-    assert!(
-        body["fields"].get(field).is_some(),
-        "fields does not name {field:?}: {body}"
-    );
+    assert!(body["fields"].get(field).is_some(), "fields does not name {field:?}: {body}");
     body
 }
 
@@ -539,27 +465,16 @@ pub(crate) struct Ports {
 
 impl Ports {
     pub(crate) fn pick() -> Ports {
-        Ports {
-            proxy: free_port(),
-            admin: free_port(),
-            metrics: free_port(),
-        }
+        Ports { proxy: free_port(), admin: free_port(), metrics: free_port() }
     }
 }
 
 /// The default test config (like the conformance harness's `default_config`).
 /// `upstreams` holds one `host:port` per environment, in [`ENVIRONMENTS`] order.
-pub(crate) fn default_config(
-    ports: Ports,
-    upstreams: [&str; 3],
-    store: &Path,
-) -> serde_yaml::Value {
+pub(crate) fn default_config(ports: Ports, upstreams: [&str; 3], store: &Path) -> serde_yaml::Value {
     let mut environments = serde_json::Map::new();
     for (env, up) in ENVIRONMENTS.iter().zip(upstreams) {
-        environments.insert(
-            env.to_string(),
-            json!({"upstreams": [up], "rate_limit": {"per_second": 5000}}),
-        );
+        environments.insert(env.to_string(), json!({"upstreams": [up], "rate_limit": {"per_second": 5000}}));
     }
     yaml(json!({
         "proxy": {
@@ -592,26 +507,14 @@ pub(crate) fn add_route(config: &mut serde_yaml::Value, route: Value) {
 }
 
 /// Runs the keygate binary with a clean `KEYGATE_*` environment plus `env`, stdin `stdin`, in `cwd`.
-pub(crate) fn run_cli(
-    args: &[&str],
-    stdin: Option<&str>,
-    env: &[(&str, &str)],
-    cwd: &Path,
-) -> std::process::Output {
+pub(crate) fn run_cli(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)], cwd: &Path) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).current_dir(cwd).stdout(Stdio::piped()).stderr(Stdio::piped());
     clean_env(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().expect("spawn keygate");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
@@ -669,23 +572,13 @@ impl Builder {
     }
 
     pub(crate) fn start(self) -> Gateway {
-        let dir = tempfile::Builder::new()
-            .prefix("keygate-it-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("keygate-it-").tempdir().expect("temp dir");
         fs::create_dir_all(dir.path().join("data")).expect("data dir");
         let echoes: Vec<Echo> = ENVIRONMENTS.iter().map(|env| Echo::spawn(env)).collect();
         let ports = Ports::pick();
         let store = dir.path().join("data").join("keygate.db");
-        let mut config = default_config(
-            ports,
-            [
-                echoes[0].addr.as_str(),
-                echoes[1].addr.as_str(),
-                echoes[2].addr.as_str(),
-            ],
-            &store,
-        );
+        let mut config =
+            default_config(ports, [echoes[0].addr.as_str(), echoes[1].addr.as_str(), echoes[2].addr.as_str()], &store);
         for f in self.configure {
             f(&mut config);
         }
@@ -729,11 +622,7 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     pub(crate) fn builder() -> Builder {
-        Builder {
-            configure: Vec::new(),
-            env_token: true,
-            tenants: true,
-        }
+        Builder { configure: Vec::new(), env_token: true, tenants: true }
     }
 
     /// A started gateway with the default config edited by `configure`, and the tenants acme and globex.
@@ -752,10 +641,7 @@ impl Gateway {
 
     /// The echo upstream address of an environment.
     pub(crate) fn echo_addr(&self, environment: &str) -> String {
-        let i = ENVIRONMENTS
-            .iter()
-            .position(|e| *e == environment)
-            .expect("known environment");
+        let i = ENVIRONMENTS.iter().position(|e| *e == environment).expect("known environment");
         self.echoes[i].addr.clone()
     }
 
@@ -771,11 +657,7 @@ impl Gateway {
     fn spawn_and_wait(&mut self) {
         self.write_config();
         let open = |name: &str| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.path().join(name))
-                .expect("open log file")
+            OpenOptions::new().create(true).append(true).open(self.dir.path().join(name)).expect("open log file")
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
         cmd.arg("serve")
@@ -794,34 +676,19 @@ impl Gateway {
     }
 
     fn wait_ready(&mut self) {
-        let probe = Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("probe client");
+        let probe = Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().expect("probe client");
         let url = format!("http://127.0.0.1:{}/healthz", self.ports.admin);
         let end = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("keygate exited with {status} at startup\n{}", self.tail());
             }
-            let healthy = probe
-                .get(&url)
-                .send()
-                .map(|r| r.status().as_u16() == 200)
-                .unwrap_or(false);
+            let healthy = probe.get(&url).send().map(|r| r.status().as_u16() == 200).unwrap_or(false);
             if healthy && port_is_open(self.ports.proxy) {
                 return;
             }
             if Instant::now() > end {
-                panic!(
-                    "keygate not ready within {STARTUP_TIMEOUT:?}\n{}",
-                    self.tail()
-                );
+                panic!("keygate not ready within {STARTUP_TIMEOUT:?}\n{}", self.tail());
             }
             thread::sleep(Duration::from_millis(25));
         }
@@ -835,10 +702,7 @@ impl Gateway {
     /// Sends SIGTERM and waits for the exit (SIGKILL after 10 s); returns the exit status.
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("gateway is running");
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).clear();
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
@@ -851,10 +715,7 @@ impl Gateway {
             if Instant::now() > end {
                 let _ = child.kill();
                 let status = child.wait().expect("wait");
-                eprintln!(
-                    "keygate ignored SIGTERM for {STOP_TIMEOUT:?}; killed\n{}",
-                    self.tail()
-                );
+                eprintln!("keygate ignored SIGTERM for {STOP_TIMEOUT:?}; killed\n{}", self.tail());
                 return status;
             }
             thread::sleep(POLL_STEP);
@@ -864,10 +725,7 @@ impl Gateway {
     /// Sends SIGKILL (a crash) and reaps the process.
     pub(crate) fn kill9(&mut self) {
         let mut child = self.child.take().expect("gateway is running");
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -895,20 +753,8 @@ impl Gateway {
     }
 
     pub(crate) fn tail(&self) -> String {
-        let cut = |s: String| {
-            s.chars()
-                .rev()
-                .take(3000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<String>()
-        };
-        format!(
-            "--- stderr ---\n{}\n--- stdout ---\n{}",
-            cut(self.stderr()),
-            cut(self.stdout())
-        )
+        let cut = |s: String| s.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect::<String>();
+        format!("--- stderr ---\n{}\n--- stdout ---\n{}", cut(self.stderr()), cut(self.stdout()))
     }
 
     // -- HTTP
@@ -942,10 +788,7 @@ impl Gateway {
 
     /// A request to the proxy listener from `source`.
     pub(crate) fn call_from(&self, source: &str, method: &str, path: &str) -> RequestBuilder {
-        self.client(source).request(
-            Self::method(method),
-            format!("http://127.0.0.1:{}{path}", self.ports.proxy),
-        )
+        self.client(source).request(Self::method(method), format!("http://127.0.0.1:{}{path}", self.ports.proxy))
     }
 
     /// `GET path` on the proxy with `X-API-Key: key`.
@@ -960,13 +803,7 @@ impl Gateway {
     }
 
     /// A call to the admin API with `token` (None: no Authorization header).
-    pub(crate) fn api_as(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> Resp {
+    pub(crate) fn api_as(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Resp {
         let mut rb = self.admin_request(method, path, token);
         if let Some(body) = body {
             rb = rb.json(&body);
@@ -975,16 +812,10 @@ impl Gateway {
     }
 
     /// An admin request builder, for raw bodies.
-    pub(crate) fn admin_request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-    ) -> RequestBuilder {
-        let mut rb = self.client("127.0.0.1").request(
-            Self::method(method),
-            format!("http://127.0.0.1:{}{path}", self.ports.admin),
-        );
+    pub(crate) fn admin_request(&self, method: &str, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut rb = self
+            .client("127.0.0.1")
+            .request(Self::method(method), format!("http://127.0.0.1:{}{path}", self.ports.admin));
         if let Some(t) = token {
             rb = rb.header("authorization", format!("Bearer {t}"));
         }

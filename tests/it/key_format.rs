@@ -11,9 +11,8 @@ fn secret_matches_the_secret_scanner_pattern() {
     for env in ENVIRONMENTS {
         let rec = g.new_key(json!({"environment": env}));
         let secret = rec["secret"].as_str().expect("secret");
-        let parts = KeyParts::parse(secret).unwrap_or_else(|| {
-            panic!("not kg_(prod|stg|dev)_[0-9A-Za-z]{{16}}_[0-9A-Za-z]{{38}}: {secret}")
-        });
+        let parts = KeyParts::parse(secret)
+            .unwrap_or_else(|| panic!("not kg_(prod|stg|dev)_[0-9A-Za-z]{{16}}_[0-9A-Za-z]{{38}}: {secret}"));
         assert_eq!(parts.prefix, "kg", "{secret}");
     }
 }
@@ -24,12 +23,7 @@ fn env_tag_matches_the_key_environment() {
     for env in ENVIRONMENTS {
         let rec = g.new_key(json!({"environment": env}));
         let parts = KeyParts::parse(rec["secret"].as_str().unwrap()).expect("key shape");
-        assert_eq!(
-            parts.env,
-            env_tag(env),
-            "environment {env}: {}",
-            rec["secret"]
-        );
+        assert_eq!(parts.env, env_tag(env), "environment {env}: {}", rec["secret"]);
         assert_eq!(rec["environment"], env);
     }
 }
@@ -40,11 +34,7 @@ fn id_in_the_secret_is_the_record_id() {
     let rec = g.new_key(json!({}));
     let parts = KeyParts::parse(rec["secret"].as_str().unwrap()).expect("key shape");
     assert_eq!(rec["id"], parts.id.as_str());
-    assert_eq!(
-        g.key(&parts.id)["id"],
-        parts.id.as_str(),
-        "the id in the key is the admin API id"
-    );
+    assert_eq!(g.key(&parts.id)["id"], parts.id.as_str(), "the id in the key is the admin API id");
 }
 
 #[test]
@@ -54,11 +44,7 @@ fn check_is_base62_of_the_crc32_of_everything_before_it() {
         let rec = g.new_key(json!({"environment": "staging"}));
         let secret = rec["secret"].as_str().unwrap();
         let (body, check) = secret.split_at(secret.len() - 6);
-        assert_eq!(
-            check,
-            expected_check(body),
-            "check of {secret}: base62 (0-9A-Za-z) of the IEEE CRC32, padded to 6"
-        );
+        assert_eq!(check, expected_check(body), "check of {secret}: base62 (0-9A-Za-z) of the IEEE CRC32, padded to 6");
     }
 }
 
@@ -68,10 +54,7 @@ fn mark_is_the_last_four_characters() {
     let rec = g.new_key(json!({}));
     let secret = rec["secret"].as_str().unwrap();
     assert_eq!(rec["mark"], &secret[secret.len() - 4..]);
-    assert_eq!(
-        g.key(rec["id"].as_str().unwrap())["mark"],
-        &secret[secret.len() - 4..]
-    );
+    assert_eq!(g.key(rec["id"].as_str().unwrap())["mark"], &secret[secret.len() - 4..]);
 }
 
 #[test]
@@ -80,10 +63,7 @@ fn prefix_is_the_public_start_of_the_key() {
     let rec = g.new_key(json!({"environment": "development"}));
     let id = rec["id"].as_str().unwrap();
     assert_eq!(rec["prefix"], format!("kg_dev_{id}"));
-    assert!(rec["secret"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("kg_dev_{id}_")));
+    assert!(rec["secret"].as_str().unwrap().starts_with(&format!("kg_dev_{id}_")));
 }
 
 #[test]
@@ -91,17 +71,9 @@ fn get_never_returns_the_secret() {
     let g = Gateway::new();
     let rec = g.new_key(json!({}));
     let secret = rec["secret"].as_str().unwrap();
-    let r = g.api(
-        "GET",
-        &format!("/v1/keys/{}", rec["id"].as_str().unwrap()),
-        None,
-    );
+    let r = g.api("GET", &format!("/v1/keys/{}", rec["id"].as_str().unwrap()), None);
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(
-        r.json().get("secret").is_none(),
-        "GET shows a secret: {}",
-        r.text
-    );
+    assert!(r.json().get("secret").is_none(), "GET shows a secret: {}", r.text);
     assert!(!r.text.contains(secret), "GET echoes the key: {}", r.text);
 }
 
@@ -127,14 +99,6 @@ fn custom_prefix_from_the_config_shows_up_in_new_keys() {
     assert_eq!(parts.prefix, "acmeco");
     assert_eq!(rec["prefix"], format!("acmeco_prod_{}", parts.id));
     let (body, check) = secret.split_at(secret.len() - 6);
-    assert_eq!(
-        check,
-        expected_check(body),
-        "the prefix is part of the checksummed body"
-    );
-    assert_eq!(
-        g.get_with(secret, "/reports").status,
-        200,
-        "a key with the custom prefix authenticates"
-    );
+    assert_eq!(check, expected_check(body), "the prefix is part of the checksummed body");
+    assert_eq!(g.get_with(secret, "/reports").status, 200, "a key with the custom prefix authenticates");
 }

@@ -12,51 +12,28 @@ use crate::helpers::{poll, yaml, FakeMode, FakeUpstream, Gateway, RequestExt};
 fn an_in_flight_request_completes_during_sigterm() {
     let slow = FakeUpstream::start(FakeMode::AnswerAfter(Duration::from_secs(1)));
     let addr = slow.addr.clone();
-    let mut g =
-        Gateway::start(move |c| c["environments"]["production"]["upstreams"] = yaml(json!([addr])));
+    let mut g = Gateway::start(move |c| c["environments"]["production"]["upstreams"] = yaml(json!([addr])));
     let rec = g.new_key(json!({}));
     let request = g.call("GET", "/slow").key(rec["secret"].as_str().unwrap());
     let in_flight = thread::spawn(move || request.fetch());
-    poll(Duration::from_secs(5), || {
-        (slow.accepted.load(Ordering::SeqCst) > 0).then_some(())
-    })
-    .expect("the request never reached the slow upstream");
+    poll(Duration::from_secs(5), || (slow.accepted.load(Ordering::SeqCst) > 0).then_some(()))
+        .expect("the request never reached the slow upstream");
     let started = Instant::now();
     let status = g.stop();
     let r = in_flight.join().expect("request thread");
     assert_eq!(r.status, 200, "the in-flight request was cut off: {r:?}");
     assert_eq!(r.text, "slow");
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM\n{}",
-        g.tail()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?} to exit",
-        started.elapsed()
-    );
+    assert!(status.success(), "exit status {status} after SIGTERM\n{}", g.tail());
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?} to exit", started.elapsed());
 }
 
 #[test]
 fn sigterm_exits_with_status_zero() {
     let mut g = Gateway::new();
     let rec = g.new_key(json!({}));
-    assert_eq!(
-        g.get_with(rec["secret"].as_str().unwrap(), "/reports")
-            .status,
-        200
-    );
+    assert_eq!(g.get_with(rec["secret"].as_str().unwrap(), "/reports").status, 200);
     let started = Instant::now();
     let status = g.stop();
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM\n{}",
-        g.tail()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?} to exit",
-        started.elapsed()
-    );
+    assert!(status.success(), "exit status {status} after SIGTERM\n{}", g.tail());
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?} to exit", started.elapsed());
 }

@@ -4,9 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    check_proxy_problem, closed_addr, now, parse_rfc3339, yaml, Gateway, RequestExt, WHOAMI,
-};
+use crate::helpers::{check_proxy_problem, closed_addr, now, parse_rfc3339, yaml, Gateway, RequestExt, WHOAMI};
 
 fn secret(rec: &Value) -> &str {
     rec["secret"].as_str().expect("secret")
@@ -17,35 +15,21 @@ fn id(rec: &Value) -> &str {
 }
 
 fn total(rec: &Value) -> u64 {
-    rec["usage"]["requests_total"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("usage.requests_total: {rec}"))
+    rec["usage"]["requests_total"].as_u64().unwrap_or_else(|| panic!("usage.requests_total: {rec}"))
 }
 
 #[test]
 fn last_used_shows_at_once() {
     let g = Gateway::new();
     let rec = g.new_key(json!({}));
-    assert!(
-        rec["last_used_at"].is_null() && rec["last_used_ip"].is_null(),
-        "{rec}"
-    );
+    assert!(rec["last_used_at"].is_null() && rec["last_used_ip"].is_null(), "{rec}");
     let before = now().replace_nanosecond(0).unwrap();
-    assert_eq!(
-        g.call_from("127.0.0.2", "GET", "/reports")
-            .key(secret(&rec))
-            .fetch()
-            .status,
-        200
-    );
+    assert_eq!(g.call_from("127.0.0.2", "GET", "/reports").key(secret(&rec)).fetch().status, 200);
     let after = g.key(id(&rec));
     assert_eq!(total(&after), 1, "{after}");
     assert_eq!(after["last_used_ip"], "127.0.0.2");
     let at = parse_rfc3339(after["last_used_at"].as_str().expect("last_used_at"));
-    assert!(
-        at >= before && at <= now() + std::time::Duration::from_secs(1),
-        "last_used_at {at} (request at {before})"
-    );
+    assert!(at >= before && at <= now() + std::time::Duration::from_secs(1), "last_used_at {at} (request at {before})");
 }
 
 #[test]
@@ -62,35 +46,21 @@ fn every_passing_request_counts() {
 fn rejected_requests_do_not_count() {
     let g = Gateway::new();
     let rec = g.new_key(json!({"rate_limit": {"per_minute": 1}}));
-    check_proxy_problem(
-        &g.get_with(secret(&rec), "/invoices"),
-        403,
-        "permission_denied",
-    );
+    check_proxy_problem(&g.get_with(secret(&rec), "/invoices"), 403, "permission_denied");
     let after = g.key(id(&rec));
     assert_eq!(total(&after), 0, "{after}");
     assert!(after["last_used_at"].is_null(), "{after}");
     assert_eq!(g.get_with(secret(&rec), "/reports").status, 200);
     check_proxy_problem(&g.get_with(secret(&rec), "/reports"), 429, "rate_limited");
-    assert_eq!(
-        total(&g.key(id(&rec))),
-        1,
-        "a rate-limited request does not count"
-    );
+    assert_eq!(total(&g.key(id(&rec))), 1, "a rate-limited request does not count");
 }
 
 #[test]
 fn upstream_errors_still_count() {
     let dead = closed_addr();
-    let g = Gateway::start(move |c| {
-        c["environments"]["development"]["upstreams"] = yaml(json!([dead]))
-    });
+    let g = Gateway::start(move |c| c["environments"]["development"]["upstreams"] = yaml(json!([dead])));
     let rec = g.new_key(json!({"environment": "development"}));
-    check_proxy_problem(
-        &g.get_with(secret(&rec), "/reports"),
-        502,
-        "upstream_unavailable",
-    );
+    check_proxy_problem(&g.get_with(secret(&rec), "/reports"), 502, "upstream_unavailable");
     let after = g.key(id(&rec));
     assert_eq!(total(&after), 1, "a 502 passed every check: {after}");
     assert!(after["last_used_at"].is_string(), "{after}");
@@ -100,13 +70,7 @@ fn upstream_errors_still_count() {
 fn whoami_counts_as_use() {
     let g = Gateway::new();
     let rec = g.new_key(json!({}));
-    assert_eq!(
-        g.call_from("127.0.0.3", "GET", WHOAMI)
-            .key(secret(&rec))
-            .fetch()
-            .status,
-        200
-    );
+    assert_eq!(g.call_from("127.0.0.3", "GET", WHOAMI).key(secret(&rec)).fetch().status, 200);
     let after = g.key(id(&rec));
     assert_eq!(total(&after), 1, "{after}");
     assert_eq!(after["last_used_ip"], "127.0.0.3");
@@ -116,13 +80,7 @@ fn whoami_counts_as_use() {
 fn usage_survives_a_restart() {
     let mut g = Gateway::new();
     let rec = g.new_key(json!({}));
-    assert_eq!(
-        g.call_from("127.0.0.2", "GET", "/reports")
-            .key(secret(&rec))
-            .fetch()
-            .status,
-        200
-    );
+    assert_eq!(g.call_from("127.0.0.2", "GET", "/reports").key(secret(&rec)).fetch().status, 200);
     let before = g.key(id(&rec));
     let status = g.restart();
     assert!(status.success(), "SIGTERM exit status {status}");
@@ -133,10 +91,7 @@ fn usage_survives_a_restart() {
         parse_rfc3339(before["last_used_at"].as_str().unwrap()),
         parse_rfc3339(after["last_used_at"].as_str().unwrap()),
     );
-    assert!(
-        (a - b).abs() <= time::Duration::seconds(1),
-        "last_used_at moved from {b} to {a}"
-    );
+    assert!((a - b).abs() <= time::Duration::seconds(1), "last_used_at moved from {b} to {a}");
 }
 
 #[test]
@@ -158,24 +113,14 @@ fn keys_survive_a_restart_and_still_authenticate() {
     let before = g.key(id(&rec));
     g.restart();
     let strip = |mut v: Value| {
-        for volatile in [
-            "usage",
-            "last_used_at",
-            "last_used_ip",
-            "expiration_state",
-            "status",
-        ] {
+        for volatile in ["usage", "last_used_at", "last_used_ip", "expiration_state", "status"] {
             v.as_object_mut().expect("object").remove(volatile);
         }
         v
     };
     let (after, expected) = (strip(g.key(id(&rec))), strip(before));
     assert_eq!(after, expected, "the record changed across a restart");
-    assert_eq!(
-        g.get_with(secret(&rec), "/invoices/1").status,
-        200,
-        "the key still authenticates and keeps its group"
-    );
+    assert_eq!(g.get_with(secret(&rec), "/invoices/1").status, 200, "the key still authenticates and keeps its group");
 }
 
 #[test]
@@ -186,16 +131,8 @@ fn revocation_and_disabling_survive_a_restart() {
     assert_eq!(g.act(id(&revoked), "revoke").status, 200);
     assert_eq!(g.act(id(&disabled), "disable").status, 200);
     g.restart();
-    check_proxy_problem(
-        &g.get_with(secret(&revoked), "/reports"),
-        401,
-        "key_revoked",
-    );
-    check_proxy_problem(
-        &g.get_with(secret(&disabled), "/reports"),
-        401,
-        "key_inactive",
-    );
+    check_proxy_problem(&g.get_with(secret(&revoked), "/reports"), 401, "key_revoked");
+    check_proxy_problem(&g.get_with(secret(&disabled), "/reports"), 401, "key_inactive");
 }
 
 #[test]
@@ -207,16 +144,8 @@ fn acknowledged_changes_survive_a_crash() {
     assert_eq!(g.act(id(&revoked), "revoke").status, 200);
     g.kill9();
     g.start_again();
-    assert_eq!(
-        g.get_with(secret(&kept), "/reports").status,
-        200,
-        "a created key was lost in a crash"
-    );
-    check_proxy_problem(
-        &g.get_with(secret(&revoked), "/reports"),
-        401,
-        "key_revoked",
-    );
+    assert_eq!(g.get_with(secret(&kept), "/reports").status, 200, "a created key was lost in a crash");
+    check_proxy_problem(&g.get_with(secret(&revoked), "/reports"), 401, "key_revoked");
     let t = g.api("GET", &format!("/v1/tenants/{tenant}"), None);
     assert_eq!(t.status, 200, "a created tenant was lost in a crash: {t:?}");
     assert_eq!(t.json()["key_limit"], 7);

@@ -29,20 +29,11 @@ fn whoami_describes_the_key() {
     assert_eq!(me["tenant"], "acme");
     assert_eq!(me["environment"], "development");
     assert_eq!(me["role"], "readonly");
-    assert_eq!(
-        me["effective_permissions"],
-        json!(["invoices:read", "zebra:feed"])
-    );
-    assert!(
-        me.get("expires_at").is_some_and(Value::is_null),
-        "expires_at: null for a key that never expires: {me}"
-    );
+    assert_eq!(me["effective_permissions"], json!(["invoices:read", "zebra:feed"]));
+    assert!(me.get("expires_at").is_some_and(Value::is_null), "expires_at: null for a key that never expires: {me}");
     assert_eq!(me["rate_limit"]["limit"], 100);
     assert_eq!(me["rate_limit"]["period_seconds"], 3600);
-    assert!(
-        me.get("secret").is_none() && !r.text.contains(secret(&rec)),
-        "whoami shows the key: {me}"
-    );
+    assert!(me.get("secret").is_none() && !r.text.contains(secret(&rec)), "whoami shows the key: {me}");
 }
 
 #[test]
@@ -53,9 +44,7 @@ fn whoami_spends_one_request_of_the_rate_limit() {
     assert_eq!(me["rate_limit"]["limit"], 10);
     assert_eq!(me["rate_limit"]["period_seconds"], 60);
     assert_eq!(me["rate_limit"]["remaining"], 2, "{me}");
-    let reset = me["rate_limit"]["reset_seconds"]
-        .as_u64()
-        .expect("reset_seconds");
+    let reset = me["rate_limit"]["reset_seconds"].as_u64().expect("reset_seconds");
     assert!((5..=6).contains(&reset), "full again in 6 s, got {reset}");
     let me = g.get_with(secret(&rec), WHOAMI).json();
     assert_eq!(me["rate_limit"]["remaining"], 1, "{me}");
@@ -66,14 +55,10 @@ fn whoami_spends_one_request_of_the_rate_limit() {
 #[test]
 fn whoami_never_reaches_an_upstream() {
     let dead = closed_addr();
-    let g =
-        Gateway::start(move |c| c["environments"]["production"]["upstreams"] = yaml(json!([dead])));
+    let g = Gateway::start(move |c| c["environments"]["production"]["upstreams"] = yaml(json!([dead])));
     let rec = g.new_key(json!({}));
     let r = g.get_with(secret(&rec), WHOAMI);
-    assert_eq!(
-        r.status, 200,
-        "whoami needs no upstream (this one is down): {r:?}"
-    );
+    assert_eq!(r.status, 200, "whoami needs no upstream (this one is down): {r:?}");
     assert!(r.json().get("upstream").is_none(), "an echo answer: {r:?}");
     assert!(r.header("x-request-id").is_some());
 }
@@ -108,13 +93,7 @@ fn whoami_passes_the_ip_allowlist_first() {
     let g = Gateway::new();
     let rec = g.new_key(json!({"ip_allowlist": ["127.0.0.2/32"]}));
     check_proxy_problem(&g.get_with(secret(&rec), WHOAMI), 403, "ip_not_allowed");
-    assert_eq!(
-        g.call_from("127.0.0.2", "GET", WHOAMI)
-            .key(secret(&rec))
-            .fetch()
-            .status,
-        200
-    );
+    assert_eq!(g.call_from("127.0.0.2", "GET", WHOAMI).key(secret(&rec)).fetch().status, 200);
 }
 
 #[test]
