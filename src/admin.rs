@@ -34,7 +34,7 @@ pub mod views;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Request, State as AxumState};
+use axum::extract::{MatchedPath, Request, State as AxumState};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -55,6 +55,7 @@ pub fn router(state: Arc<State>) -> Router {
     let (router, document) = api().split_for_parts();
     let document = Arc::new(document.to_json().unwrap_or_default());
     router
+        .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -108,6 +109,17 @@ async fn request_id(request: Request, next: Next) -> Response {
     if let Ok(value) = http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    response
+}
+
+/// Counts every routed admin request by route template and status.
+async fn count(AxumState(state): AxumState<Arc<State>>, request: Request, next: Next) -> Response {
+    let operation = match request.extensions().get::<MatchedPath>() {
+        Some(path) => format!("{} {}", request.method(), path.as_str()),
+        None => "unmatched".to_owned(),
+    };
+    let response = next.run(request).await;
+    state.metrics.observe_admin(&operation, response.status().as_u16());
     response
 }
 

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             keygate::logging::init(&config.log);
-            match keygate::startup::serve(config) {
+            match keygate::startup::serve(config, &arg.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("keygate: {e:#}");

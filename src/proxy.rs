@@ -9,7 +9,7 @@
 //! upstream_request_filter  upstream::prepare_request (strip credentials, add identity)
 //! response_filter          X-Request-Id, RateLimit fields, Deprecation/Sunset
 //! fail_to_proxy            502 upstream_unavailable / 504 upstream_timeout
-//! logging                  metrics, once per request
+//! logging                  metrics and the access log line, once per request
 //! ```
 //! Nothing here reads or writes the store.
 
@@ -20,7 +20,7 @@ mod whoami;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -30,6 +30,8 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 use self::admit::{Admission, Checks};
 use self::reject::Rejection;
+use crate::access_log::{self, Line};
+use crate::metrics::RequestRecord;
 use crate::net;
 use crate::problem;
 use crate::record::unix_now;
@@ -53,6 +55,10 @@ pub struct RequestCtx {
     outcome: Outcome,
     /// Upstream addresses tried so far (a failed connect is retried once elsewhere).
     tried: Vec<SocketAddr>,
+    /// How long the key checks took.
+    auth_elapsed: Option<Duration>,
+    /// When the first upstream was chosen.
+    upstream_started: Option<Instant>,
     _in_flight: InFlightGuard,
 }
 
@@ -86,6 +92,8 @@ impl ProxyHttp for Proxy {
             admission: Admission::default(),
             outcome: Outcome::Pending,
             tried: Vec::new(),
+            auth_elapsed: None,
+            upstream_started: None,
             _in_flight: self.state.enter(),
         }
     }
@@ -113,7 +121,10 @@ impl ProxyHttp for Proxy {
             client_ip: client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             now: unix_now(),
         };
-        if let Err(rejection) = checks.admit(req, &mut ctx.admission) {
+        let started = Instant::now();
+        let admitted = checks.admit(req, &mut ctx.admission);
+        ctx.auth_elapsed = Some(started.elapsed());
+        if let Err(rejection) = admitted {
             ctx.outcome = Outcome::Rejected(rejection);
             let (header, body) = rejection.response(&ctx.request_id)?;
             if !session.is_body_empty() {
@@ -147,6 +158,7 @@ impl ProxyHttp for Proxy {
             e
         })?;
         ctx.tried.push(addr);
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         Ok(Box::new(upstreams.peer(addr)))
     }
 
@@ -198,12 +210,9 @@ impl ProxyHttp for Proxy {
             response.insert_header("ratelimit-policy", rate.policy_field())?;
             response.insert_header("ratelimit", rate.state_field())?;
         }
-        if ctx.admission.with_previous_secret {
-            if let Some(rotation) = ctx.admission.key.as_ref().and_then(|k| k.doc.rotation.as_ref()) {
-                response.insert_header("deprecation", format!("@{}", rotation.rotated_at))?;
-                let sunset = UNIX_EPOCH + Duration::from_secs(rotation.previous_valid_until.max(0) as u64);
-                response.insert_header("sunset", httpdate::fmt_http_date(sunset))?;
-            }
+        if let Some((deprecation, sunset)) = ctx.admission.deprecation_fields() {
+            response.insert_header("deprecation", deprecation)?;
+            response.insert_header("sunset", sunset)?;
         }
         Ok(())
     }
@@ -246,7 +255,45 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.state.metrics.observe_request(ctx.admission.environment, ctx.outcome, status, ctx.started.elapsed());
+        let duration = ctx.started.elapsed();
+        let upstream = ctx.upstream_started.map(|t| t.elapsed());
+        let environment = ctx.admission.environment;
+        self.state.metrics.observe_request(&RequestRecord {
+            environment,
+            outcome: ctx.outcome,
+            duration,
+            auth: ctx.auth_elapsed,
+            upstream,
+        });
+        let access_log = &self.state.access_log;
+        if access_log.is_on() {
+            let req = session.req_header();
+            let key = ctx.admission.key.as_ref().map(|k| &k.doc);
+            access_log.write(&Line {
+                ts: access_log::timestamp(),
+                request_id: &ctx.request_id,
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                status: session.response_written().map_or(0, |r| r.status.as_u16()),
+                outcome: ctx.outcome.label(),
+                key_id: key.map(|d| d.id.as_str()),
+                tenant: key.and_then(|d| d.tenant.as_deref()),
+                environment: environment.map_or("none", |e| e.name()),
+                client_ip: ctx.client_ip,
+                duration_ms: access_log::millis(duration),
+                upstream_ms: upstream.map(access_log::millis),
+            });
+        }
+    }
+}
+
+impl Outcome {
+    /// The `outcome` of metrics and the access log: `proxied` or the rejection code.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Proxied | Outcome::Whoami => "proxied",
+            Outcome::Rejected(r) => r.code(),
+            Outcome::Pending => "abandoned",
+        }
     }
 }

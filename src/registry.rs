@@ -224,7 +224,7 @@ impl Registry {
     ) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
         let mut new_secret = None;
         let live = self
-            .mutate(id, "key.rotate", origin, now, |_, doc| {
+            .mutate(id, "key.rotate", origin, now, |registry, doc| {
                 if doc.revoked_at.is_some() {
                     return Err(RegistryError::InvalidState(
                         "revoked",
@@ -246,10 +246,13 @@ impl Registry {
                     changes.push("expires_at");
                 }
                 new_secret = Some(secret);
+                // The new grace period counts its previous-secret requests from zero.
+                if let Some(current) = registry.index.get(&doc.id) {
+                    current.usage.reset_previous_requests();
+                }
                 Ok(changes)
             })
             .await?;
-        live.usage.reset_previous_requests();
         let secret = new_secret.ok_or_else(|| {
             RegistryError::Store(StoreError::Corrupt {
                 tree: "keys",

@@ -3,7 +3,7 @@
 //! ```text
 //! open store → load keys and tenants into the index → admin secrets (env / bootstrap)
 //! bind admin + metrics listeners (clear errors) → control runtime: admin API, /metrics,
-//!   usage flusher, housekeeping, readiness probe
+//!   usage flusher, housekeeping, readiness probe, SIGHUP reload
 //! pingora Server: proxy service on proxy.listen → run until SIGTERM/SIGINT
 //! drain in-flight requests → stop control tasks → final usage flush → store flush
 //! ```
@@ -12,6 +12,7 @@
 //! upstream timeout), then lets pingora stop with a zero grace period.
 
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::admin::auth::{generate_token, AdminSecrets};
 use crate::config::Config;
 use crate::index::KeyIndex;
@@ -31,7 +33,7 @@ use crate::proxy::Proxy;
 use crate::registry::Registry;
 use crate::state::State;
 use crate::store::{Store, META_BOOTSTRAP_TOKEN};
-use crate::{admin, metrics, usage};
+use crate::{admin, metrics, reload, usage};
 
 /// The environment variable holding an admin token with every scope (actor `env`).
 pub const ADMIN_TOKEN_ENV: &str = "KEYGATE_ADMIN_TOKEN";
@@ -40,14 +42,16 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the gateway until SIGTERM or SIGINT, then shuts down cleanly. Returns once the store is
 /// flushed and closed.
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.path).with_context(|| {
         format!("cannot open the store at {} (is another keygate using it?)", config.storage.path.display())
     })?;
     let registry =
         Registry::load(store.clone(), Arc::new(KeyIndex::default())).context("cannot load keys from the store")?;
     let admin_secrets = admin_secrets(&store, &config)?;
-    let state = Arc::new(State::new(config.clone(), registry, admin_secrets, Metrics::new()?));
+    let (access_log, access_log_guard) = AccessLog::open(&config.log.access)
+        .with_context(|| format!("log.access: cannot open {:?}", config.log.access))?;
+    let state = Arc::new(State::new(config.clone(), registry, admin_secrets, Metrics::new()?, access_log));
     tracing::info!(keys = state.index().len(), "key index loaded");
 
     let admin_listener = bind("admin.listen", config.admin.listen)?;
@@ -72,6 +76,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }),
         control.spawn(housekeeping(state.clone(), stopped.clone())),
         control.spawn(probe_readiness(state.clone(), config.proxy.listen.clone())),
+        control.spawn(reload_on_sighup(state.clone(), config_path.to_owned(), stopped.clone())),
     ];
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
@@ -98,6 +103,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     });
     state.registry.store().flush_blocking().context("final store flush")?;
     control.shutdown_timeout(Duration::from_secs(1));
+    drop(access_log_guard);
     tracing::info!("keygate stopped");
     Ok(())
 }
@@ -160,6 +166,34 @@ async fn housekeeping(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = ticker.tick() => { state.failed_auth.evict_full(crate::limit::now()); }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Re-reads the config on every SIGHUP (see `reload`).
+async fn reload_on_sighup(state: Arc<State>, path: PathBuf, mut stopped: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => match reload::reload(&state, &path) {
+                Ok(warnings) => {
+                    for w in warnings {
+                        tracing::warn!("reload: {w}");
+                    }
+                    tracing::info!(config = %path.display(), "config reloaded");
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::error!("reload rejected: {e}");
+                    }
+                    tracing::error!(config = %path.display(), errors = errors.len(), "config reload rejected; the previous config stays in force");
+                }
+            },
             _ = stopped.changed() => return,
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::access_log::AccessLog;
 use crate::admin::auth::AdminSecrets;
 use crate::config::Config;
 use crate::index::KeyIndex;
@@ -30,6 +31,7 @@ pub struct State {
     pub in_flight: InFlight,
     pub admin_secrets: AdminSecrets,
     pub metrics: Metrics,
+    pub access_log: AccessLog,
     /// Set once the proxy listener accepts connections (for `/readyz`).
     pub proxy_ready: AtomicBool,
     /// Set on SIGTERM/SIGINT: answers close their connection so clients move elsewhere.
@@ -51,7 +53,13 @@ impl Settings {
 }
 
 impl State {
-    pub fn new(config: Config, registry: Registry, admin_secrets: AdminSecrets, metrics: Metrics) -> Self {
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        admin_secrets: AdminSecrets,
+        metrics: Metrics,
+        access_log: AccessLog,
+    ) -> Self {
         State {
             settings: ArcSwap::from_pointee(Settings::new(config)),
             registry,
@@ -59,6 +67,7 @@ impl State {
             in_flight: InFlight::default(),
             admin_secrets,
             metrics,
+            access_log,
             proxy_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
         }

@@ -14,9 +14,11 @@ pub async fn flush(state: &State) -> Result<usize, crate::store::StoreError> {
     if batch.is_empty() {
         return Ok(0);
     }
+    let started = std::time::Instant::now();
     let store = state.registry.store();
     store.put_usage(&batch)?;
     store.durable().await?;
+    state.metrics.observe_usage_flush(started.elapsed());
     Ok(batch.len())
 }
 

@@ -41,9 +41,10 @@ pub struct AuditQuery {
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
-    QueryParams(q): QueryParams<AuditQuery>,
+    query: QueryParams<AuditQuery>,
 ) -> Result<Json<AuditPage>, AdminError> {
     actor.require(Scope::AuditRead)?;
+    let q = query.parse()?;
     let mut fields = Fields::default();
     let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,

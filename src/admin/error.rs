@@ -2,6 +2,7 @@
 //! rendered as problem+json with the request's id. Internal details are logged, never sent.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
@@ -121,37 +122,62 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// Like [`JsonBody`], but an empty body means `T::default()` (for bodies whose fields are all optional).
-pub struct JsonOrEmpty<T>(pub T);
+/// A JSON request body, read (at most 64 KiB, else 413) but not yet parsed: handlers check who is
+/// asking first, then call [`JsonBody::parse`], so a caller without the scope gets 403 whatever it
+/// sent. Parse errors are 400 and name the problem, e.g. `unknown field "colour"`.
+pub struct JsonBody<T> {
+    bytes: axum::body::Bytes,
+    shape: PhantomData<fn() -> T>,
+}
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmpty<T> {
+impl<T: DeserializeOwned> JsonBody<T> {
+    pub fn parse(self) -> Result<T, AdminError> {
+        if self.bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(AdminError::BadRequest("the request needs a JSON object body".into()));
+        }
+        parse_json(&self.bytes)
+    }
+
+    /// Like [`JsonBody::parse`], but an empty body means `T::default()` (all fields optional).
+    pub fn parse_or_default(self) -> Result<T, AdminError>
+    where
+        T: Default,
+    {
+        if self.bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        parse_json(&self.bytes)
+    }
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for JsonBody<T> {
     type Rejection = AdminError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, AdminError> {
-        let bytes = read_body(req).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonOrEmpty(T::default()));
-        }
-        parse_json(&bytes).map(JsonOrEmpty)
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)?;
+        Ok(JsonBody { bytes, shape: PhantomData })
     }
 }
 
-/// Query parameters: unknown names or malformed values are a 400 that names them.
-pub struct QueryParams<T>(pub T);
+/// Query parameters, parsed after authorization like [`JsonBody`]: unknown names or malformed
+/// values are a 400 that names them.
+pub struct QueryParams<T> {
+    query: String,
+    shape: PhantomData<fn() -> T>,
+}
 
-impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+impl<T: DeserializeOwned> QueryParams<T> {
+    pub fn parse(self) -> Result<T, AdminError> {
+        serde_urlencoded::from_str(&self.query).map_err(|e| AdminError::BadRequest(format!("query parameters: {e}")))
+    }
+}
+
+impl<S: Send + Sync, T> axum::extract::FromRequestParts<S> for QueryParams<T> {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, AdminError> {
-        let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
-            .map(QueryParams)
-            .map_err(|e| AdminError::BadRequest(format!("query parameters: {e}")))
+        Ok(QueryParams { query: parts.uri.query().unwrap_or_default().to_owned(), shape: PhantomData })
     }
-}
-
-async fn read_body(req: Request) -> Result<axum::body::Bytes, AdminError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
@@ -166,30 +192,4 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     })?;
     deserializer.end().map_err(|e| AdminError::BadRequest(format!("trailing data after the JSON object: {e}")))?;
     Ok(value)
-}
-
-/// A JSON request body: at most 64 KiB (else 413), valid JSON of the right shape (else 400 with
-/// the path of the problem, e.g. `unknown field "colour"`).
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = AdminError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, AdminError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| AdminError::PayloadTooLarge)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(AdminError::BadRequest("the request needs a JSON object body".into()));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match path.as_str() {
-                "." => AdminError::BadRequest(format!("the body is not a valid JSON object: {inner}")),
-                _ => AdminError::BadRequest(format!("{path}: {inner}")),
-            }
-        })?;
-        deserializer.end().map_err(|e| AdminError::BadRequest(format!("trailing data after the JSON object: {e}")))?;
-        Ok(JsonBody(value))
-    }
 }

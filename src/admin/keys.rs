@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Actor;
-use super::error::{AdminError, JsonBody, JsonOrEmpty, QueryParams};
+use super::error::{AdminError, JsonBody, QueryParams};
 use super::validate::Fields;
 use super::views::{KeyPage, KeyView, ProblemView};
 use crate::config::{Config, Scope};
@@ -62,16 +62,24 @@ pub struct CreateKeyBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchKeyBody {
-    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     group: Option<Option<String>>,
-    permissions: Option<Vec<String>>,
-    role: Option<String>,
-    ip_allowlist: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    permissions: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    role: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    ip_allowlist: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<RateLimitWire>)]
     rate_limit: Option<Option<serde_json::Value>>,
@@ -136,13 +144,14 @@ pub struct ListQuery {
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
-    JsonBody(body): JsonBody<CreateKeyBody>,
+    body: JsonBody<CreateKeyBody>,
 ) -> Result<(StatusCode, Json<KeyView>), AdminError> {
     actor.require(Scope::KeysCreate)?;
+    let body = body.parse()?;
     let settings = state.settings();
     let config = &settings.config;
     let now = unix_now();
-    let new = validate_create(body, &actor, config, now)?;
+    let new = validate_create(body, &actor, config, |t| state.registry.tenant(t).is_some(), now)?;
     let (key, secret) = state.registry.create(new, &config.key_prefix, &actor.origin(), now).await?;
     let mut view = KeyView::new(&key, config, now);
     view.secret = Some(secret.expose().to_owned());
@@ -154,9 +163,10 @@ pub async fn create(
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
-    QueryParams(query): QueryParams<ListQuery>,
+    query: QueryParams<ListQuery>,
 ) -> Result<Json<KeyPage>, AdminError> {
     actor.require(Scope::KeysRead)?;
+    let query = query.parse()?;
     let settings = state.settings();
     let config = &settings.config;
     let now = unix_now();
@@ -190,10 +200,11 @@ pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<PatchKeyBody>,
+    body: JsonBody<PatchKeyBody>,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
+    let body = body.parse()?;
     let settings = state.settings();
     let patch = validate_patch(body, &settings.config)?;
     let now = unix_now();
@@ -208,10 +219,11 @@ pub async fn rotate(
     AxumState(state): Shared,
     actor: Actor,
     Path(id): Path<String>,
-    JsonOrEmpty(body): JsonOrEmpty<RotateBody>,
+    body: JsonBody<RotateBody>,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
+    let body = body.parse_or_default()?;
     let now = unix_now();
     let mut fields = Fields::default();
     let expires_at = body.expires_at.and_then(|t| fields.expires_at(&t, now));
@@ -292,7 +304,13 @@ fn visible_key(state: &State, actor: &Actor, id: &str) -> Result<Arc<LiveKey>, A
 // === validation ===
 
 /// Checks every field of a create body; all problems are reported together.
-fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64) -> Result<NewKey, AdminError> {
+fn validate_create(
+    body: CreateKeyBody,
+    actor: &Actor,
+    config: &Config,
+    tenant_exists: impl Fn(&str) -> bool,
+    now: i64,
+) -> Result<NewKey, AdminError> {
     let mut fields = Fields::default();
     let kind = body.kind.as_deref().map_or(Some(Kind::Tenant), |k| fields.kind(k));
     // Authorization first: a tenant-restricted token may only create keys of its own tenant.
@@ -312,6 +330,13 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
         (Some(Kind::Service), Some(_)) => fields.bad("tenant", "service keys belong to no tenant; leave tenant out"),
         (_, tenant) => tenant.and_then(|t| fields.tenant_id(t)),
     };
+    let tenant = tenant.and_then(|t| {
+        if tenant_exists(&t) {
+            Some(t)
+        } else {
+            fields.bad("tenant", format!("unknown tenant {t:?}; create it first"))
+        }
+    });
     let name = match body.name {
         None => fields.bad("name", "required: 2-200 characters"),
         Some(name) => fields.name(name),
@@ -340,38 +365,38 @@ fn validate_create(body: CreateKeyBody, actor: &Actor, config: &Config, now: i64
 
 fn validate_patch(body: PatchKeyBody, config: &Config) -> Result<KeyPatch, AdminError> {
     let mut fields = Fields::default();
-    let fixed = &body;
-    if fixed.expires_at.is_some() {
+    if body.expires_at.is_some() {
         fields.bad::<()>("expires_at", "cannot be edited; rotate the key to change its expiry");
     }
-    for (name, given) in [
-        ("environment", fixed.environment.is_some()),
-        ("kind", fixed.kind.is_some()),
-        ("tenant", fixed.tenant.is_some()),
-    ] {
-        if given {
-            fields.bad::<()>(name, "is fixed at creation; create a new key instead");
-        }
+    let fixed =
+        [("environment", body.environment.is_some()), ("kind", body.kind.is_some()), ("tenant", body.tenant.is_some())];
+    for (name, _) in fixed.iter().filter(|(_, given)| *given) {
+        fields.bad::<()>(name, "is fixed at creation; create a new key instead");
     }
-    for (name, given) in
-        [("id", fixed.id.is_some()), ("status", fixed.status.is_some()), ("secret", fixed.secret.is_some())]
-    {
-        if given {
-            fields.bad::<()>(name, "is read-only; use revoke, disable, enable or rotate");
-        }
+    let read_only = [("id", body.id.is_some()), ("status", body.status.is_some()), ("secret", body.secret.is_some())];
+    for (name, _) in read_only.iter().filter(|(_, given)| *given) {
+        fields.bad::<()>(name, "is read-only; use revoke, disable, enable or rotate");
     }
     let patch = KeyPatch {
-        name: body.name.and_then(|n| fields.name(n)),
+        name: not_null(&mut fields, "name", body.name).and_then(|n| fields.name(n)),
         description: body.description.map(|d| d.and_then(|d| fields.description(d))),
         group: body.group.map(|g| g.and_then(|g| fields.group(g, config))),
-        permissions: body.permissions.and_then(|p| fields.permissions(p)),
-        role: body.role.as_deref().and_then(|r| fields.role(r)),
-        ip_allowlist: body.ip_allowlist.and_then(|i| fields.ip_allowlist(i)),
+        permissions: not_null(&mut fields, "permissions", body.permissions).and_then(|p| fields.permissions(p)),
+        role: not_null(&mut fields, "role", body.role).and_then(|r| fields.role(&r)),
+        ip_allowlist: not_null(&mut fields, "ip_allowlist", body.ip_allowlist).and_then(|i| fields.ip_allowlist(i)),
         rate_limit: body.rate_limit.map(|r| r.and_then(|v| fields.rate_limit(v))),
         customer_id: body.customer_id.map(|c| c.and_then(|c| fields.customer_id(c))),
     };
     fields.finish()?;
     Ok(patch)
+}
+
+/// A field that may be left out but not set to `null`.
+fn not_null<T>(fields: &mut Fields, field: &str, value: Option<Option<T>>) -> Option<T> {
+    match value {
+        Some(None) => fields.bad(field, "cannot be null; send a value or leave the field out"),
+        other => other.flatten(),
+    }
 }
 
 /// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value; absent fields stay `None`

@@ -63,9 +63,10 @@ impl TenantView {
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
-    JsonBody(body): JsonBody<CreateTenantBody>,
+    body: JsonBody<CreateTenantBody>,
 ) -> Result<(StatusCode, Json<TenantView>), AdminError> {
     require_unrestricted_manager(&actor)?;
+    let body = body.parse()?;
     let mut fields = Fields::default();
     let id = match body.id {
         Some(id) if valid_tenant_id(&id) => Some(id),
@@ -120,9 +121,10 @@ pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<PatchTenantBody>,
+    body: JsonBody<PatchTenantBody>,
 ) -> Result<Json<TenantView>, AdminError> {
     require_unrestricted_manager(&actor)?;
+    let body = body.parse()?;
     let mut fields = Fields::default();
     let name =
         body.name.and_then(|n| if valid_name(&n) { Some(n) } else { fields.bad("name", "must be 2-200 characters") });

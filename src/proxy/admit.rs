@@ -62,6 +62,19 @@ impl RateInfo {
     }
 }
 
+impl Admission {
+    /// `Deprecation` and `Sunset` (RFC 9745, RFC 8594) for an answer to a request made with a
+    /// rotated-out secret during its grace period.
+    pub fn deprecation_fields(&self) -> Option<(String, String)> {
+        if !self.with_previous_secret {
+            return None;
+        }
+        let rotation = self.key.as_ref()?.doc.rotation.as_ref()?;
+        let sunset = std::time::UNIX_EPOCH + Duration::from_secs(rotation.previous_valid_until.max(0) as u64);
+        Some((format!("@{}", rotation.rotated_at), httpdate::fmt_http_date(sunset)))
+    }
+}
+
 /// Borrowed inputs of one admission.
 pub struct Checks<'a> {
     pub config: &'a Config,

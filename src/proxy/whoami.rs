@@ -64,6 +64,10 @@ pub(super) fn response(
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("cache-control", "no-store")?;
     header.insert_header("x-request-id", request_id)?;
+    if let Some((deprecation, sunset)) = admission.deprecation_fields() {
+        header.insert_header("deprecation", deprecation)?;
+        header.insert_header("sunset", sunset)?;
+    }
     if let Some(rate) = admission.rate {
         header.insert_header("ratelimit-policy", rate.policy_field())?;
         header.insert_header("ratelimit", rate.state_field())?;

@@ -5,6 +5,16 @@
 mod helpers;
 
 mod admin;
+mod admin_audit;
+mod admin_edit;
+mod admin_helpers;
+mod admin_lifecycle;
+mod admin_list;
+mod admin_openapi;
+mod admin_race;
+mod admin_rotate;
+mod admin_scopes;
+mod admin_validation;
 mod bootstrap;
 mod cli;
 mod environments;

@@ -1,0 +1,91 @@
+//! `GET /openapi.json` (SPEC 5): served without a token, an OpenAPI 3 document that lists every route
+//! of SPEC 5's table with its methods, and whose create-key body schema describes `name`.
+
+use serde_json::Value;
+
+use crate::helpers::Gateway;
+
+/// SPEC 5's route table: (method, path) with `{id}` path parameters.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("get", "/v1/keys/{id}"),
+    ("patch", "/v1/keys/{id}"),
+    ("delete", "/v1/keys/{id}"),
+    ("post", "/v1/keys/{id}/rotate"),
+    ("post", "/v1/keys/{id}/revoke"),
+    ("post", "/v1/keys/{id}/disable"),
+    ("post", "/v1/keys/{id}/enable"),
+    ("post", "/v1/tenants"),
+    ("get", "/v1/tenants"),
+    ("get", "/v1/tenants/{id}"),
+    ("patch", "/v1/tenants/{id}"),
+    ("get", "/v1/groups"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/audit/verify"),
+];
+
+fn document(g: &Gateway) -> Value {
+    let r = g.api_as("GET", "/openapi.json", None, None);
+    assert_eq!(r.status, 200, "/openapi.json without a token: {r:?}");
+    r.json()
+}
+
+/// Follows a local `$ref` (`#/components/schemas/X`) if `v` is one.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("non-local $ref {r}"));
+            doc.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
+        None => v,
+    }
+}
+
+#[test]
+fn openapi_json_is_served_without_a_token_as_openapi_3() {
+    let g = Gateway::new();
+    let doc = document(&g);
+    let version = doc["openapi"].as_str().unwrap_or_else(|| panic!("no openapi version: {doc}"));
+    assert!(version.starts_with('3'), "openapi {version:?}");
+    assert!(doc["paths"].is_object(), "no paths object");
+    assert!(doc["info"]["title"].is_string(), "no info.title");
+}
+
+#[test]
+fn openapi_lists_every_route_and_method_of_the_admin_api() {
+    let g = Gateway::new();
+    let doc = document(&g);
+    let paths = doc["paths"].as_object().expect("paths");
+    let missing: Vec<String> = ROUTES
+        .iter()
+        .filter(|(method, path)| paths.get(*path).and_then(|p| p.get(*method)).is_none())
+        .map(|(method, path)| format!("{} {path}", method.to_uppercase()))
+        .collect();
+    assert!(missing.is_empty(), "routes missing from the OpenAPI document: {missing:?}");
+}
+
+#[test]
+fn openapi_lists_its_own_route() {
+    // SPEC 5's table has `GET /openapi.json` among the routes of the admin API.
+    let g = Gateway::new();
+    let doc = document(&g);
+    assert!(doc["paths"]["/openapi.json"].get("get").is_some(), "GET /openapi.json is not in its own document");
+}
+
+#[test]
+fn the_create_key_body_schema_describes_name() {
+    let g = Gateway::new();
+    let doc = document(&g);
+    let body = &doc["paths"]["/v1/keys"]["post"]["requestBody"];
+    let body = resolve(&doc, body);
+    let schema = resolve(&doc, &body["content"]["application/json"]["schema"]);
+    assert!(schema.is_object(), "no JSON schema for the create body: {body}");
+    let props = schema["properties"].as_object().unwrap_or_else(|| panic!("create body without properties: {schema}"));
+    assert!(props.contains_key("name"), "the create body schema does not mention name: {schema}");
+    for field in ["kind", "tenant", "environment", "expires_at"] {
+        assert!(props.contains_key(field), "the create body schema lacks {field}: {schema}");
+    }
+}
