@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::admin_helpers::{audit_as, entries, get_query, id, id_set, list_as, secret};
-use crate::helpers::{check_admin_problem, key_body, token_hash, yaml, Gateway, RequestExt, Resp};
+use crate::helpers::{check_admin_problem, key_body, token_hash, yaml, Gateway, Resp};
 
 const READER: &str = "scope-reader-3c9d41f0";
 const CREATOR: &str = "scope-creator-a81e22b7";
