@@ -50,21 +50,15 @@ use crate::config::Scope;
 use crate::problem;
 use crate::state::State;
 
-/// The admin router: every route of [`api`], plus `/openapi.json` serving its document.
+/// The admin router: every route of [`api`], the OpenAPI document among them.
 pub fn router(state: Arc<State>) -> Router {
     let (router, document) = api().split_for_parts();
-    let document = Arc::new(document.to_json().unwrap_or_default());
+    let document = OpenApiJson(Arc::new(document.to_json().unwrap_or_default()));
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let document = document.clone();
-                async move { ([(http::header::CONTENT_TYPE, "application/json")], document.as_ref().clone()) }
-            }),
-        )
         .fallback(|| async { AdminError::NotFound })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(axum::Extension(document))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -83,6 +77,7 @@ fn api() -> OpenApiRouter<Arc<State>> {
     components
         .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     OpenApiRouter::with_openapi(document)
+        .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(keys::create, keys::list))
@@ -121,6 +116,16 @@ async fn count(AxumState(state): AxumState<Arc<State>>, request: Request, next: 
     let response = next.run(request).await;
     state.metrics.observe_admin(&operation, response.status().as_u16());
     response
+}
+
+/// The rendered OpenAPI document, shared by the `/openapi.json` handler.
+#[derive(Clone)]
+struct OpenApiJson(Arc<String>);
+
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "This OpenAPI 3 document, generated from the route table and the handlers' types")))]
+async fn openapi_json(axum::Extension(OpenApiJson(document)): axum::Extension<OpenApiJson>) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], document.as_ref().clone()).into_response()
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = Health)))]

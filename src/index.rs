@@ -150,34 +150,20 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Digest;
-    use crate::record::{Environment, Kind, Role};
+    use crate::key::Secret;
+    use crate::record::Environment;
 
     fn doc() -> KeyDoc {
-        KeyDoc {
-            v: DOC_VERSION,
-            id: KeyId::generate(),
-            seq: 1,
-            digest: Digest::of(b"k"),
-            mark: "abcd".into(),
-            name: "n".into(),
-            description: None,
-            kind: Kind::Service,
-            tenant: None,
-            environment: Environment::Production,
-            role: Role::Admin,
-            group: None,
-            permissions: vec![],
-            ip_allowlist: vec![],
-            rate_limit: None,
-            customer_id: None,
-            expires_at: None,
-            disabled: false,
-            revoked_at: None,
-            created_at: 0,
-            updated_at: 0,
-            rotation: None,
-        }
+        let id = KeyId::generate();
+        KeyDoc::new(
+            id,
+            1,
+            &Secret::generate("kg", Environment::Production, id),
+            "n".into(),
+            Environment::Production,
+            None,
+            0,
+        )
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! not consume (the failed-auth rule "once the bucket is empty, every request from that IP gets 429"),
 //! and the bucket's theoretical arrival time, from which the `t` of the `RateLimit` field ("seconds
 //! until the bucket is full again") is exact. GCRA itself is a few lines; the state is one `AtomicU64`
-//! per bucket, so a million keys cost 8 MB of limiter state, and the quota is passed in at each check,
-//! so a reloaded default or an edited key limit applies at once without resetting anyone's bucket.
+//! per bucket plus the fingerprint of the quota it was measured in. The quota is passed in at each
+//! check, so a reloaded default or an edited key limit applies to the very next request: a bucket
+//! whose quota changed starts again full under the new one (its old state means nothing in the new
+//! units — a key whose limit was just raised must not wait out the old limit's backlog).
 //!
 //! Time is nanoseconds on a monotonic clock ([`now`]); tests pass explicit times.
 
@@ -40,10 +42,12 @@ pub enum Decision {
     Limited { retry_after: Duration },
 }
 
-/// The state of one bucket: its theoretical arrival time, 0 for a full bucket.
+/// The state of one bucket: its theoretical arrival time (0 for a full bucket) and the quota it
+/// was measured in.
 #[derive(Debug, Default)]
 pub struct Bucket {
     tat: AtomicU64,
+    quota: AtomicU64,
 }
 
 // === impl Gcra ===
@@ -59,6 +63,11 @@ impl Gcra {
     fn capacity(&self) -> u64 {
         self.interval.saturating_mul(u64::from(self.burst))
     }
+
+    /// Identifies the quota (never 0, the fingerprint of a bucket never checked).
+    fn fingerprint(&self) -> u64 {
+        (self.interval.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(self.burst)) | 1
+    }
 }
 
 // === impl Bucket ===
@@ -66,6 +75,7 @@ impl Gcra {
 impl Bucket {
     /// Takes one request from the bucket if it fits.
     pub fn check(&self, gcra: &Gcra, now: u64) -> Decision {
+        self.adopt(gcra);
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             let next = tat.max(now).saturating_add(gcra.interval);
@@ -85,9 +95,23 @@ impl Bucket {
 
     /// When the bucket has no room for one more request: how long until it has. Consumes nothing.
     pub fn empty_for(&self, gcra: &Gcra, now: u64) -> Option<Duration> {
+        if self.quota.load(Ordering::Relaxed) != gcra.fingerprint() {
+            return None;
+        }
         let tat = self.tat.load(Ordering::Relaxed);
         let debt = tat.max(now).saturating_add(gcra.interval) - now;
         (debt > gcra.capacity()).then(|| Duration::from_nanos(debt - gcra.capacity()))
+    }
+
+    /// Starts the bucket again, full, when it was measured in another quota.
+    fn adopt(&self, gcra: &Gcra) {
+        let fingerprint = gcra.fingerprint();
+        let seen = self.quota.load(Ordering::Relaxed);
+        if seen != fingerprint
+            && self.quota.compare_exchange(seen, fingerprint, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            self.tat.store(0, Ordering::Release);
+        }
     }
 
     /// True when the bucket is full again, i.e. its state carries no information (for eviction).
@@ -192,6 +216,19 @@ mod tests {
         }
         assert_eq!(b.empty_for(&g, SEC), Some(Duration::from_secs(20)));
         assert_eq!(b.empty_for(&g, 21 * SEC), None);
+    }
+
+    #[test]
+    fn a_changed_quota_applies_to_the_next_check() {
+        let tight = gcra(r#"{"per_minute": 1}"#);
+        let loose = gcra(r#"{"per_second": 5000}"#);
+        let b = Bucket::default();
+        allowed(b.check(&tight, SEC));
+        assert!(matches!(b.check(&tight, SEC), Decision::Limited { .. }));
+        assert!(b.empty_for(&tight, SEC).is_some());
+        assert_eq!(b.empty_for(&loose, SEC), None, "a raised limit is not empty");
+        assert_eq!(allowed(b.check(&loose, SEC)).0, 4999, "a raised limit starts full");
+        assert_eq!(allowed(b.check(&tight, SEC)).0, 0, "and so does a lowered one");
     }
 
     #[test]

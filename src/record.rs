@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::key::{Digest, KeyId};
+use crate::key::{Digest, KeyId, Secret};
 
 /// Version written into every stored document; bump it with a migration when the layout changes.
 pub const DOC_VERSION: u32 = 1;
@@ -272,6 +272,42 @@ impl From<RateLimit> for RateLimitWire {
 // === impl KeyDoc ===
 
 impl KeyDoc {
+    /// A new active key with every option at its default; callers set the rest.
+    pub fn new(
+        id: KeyId,
+        seq: u64,
+        secret: &Secret,
+        name: String,
+        environment: Environment,
+        tenant: Option<String>,
+        now: i64,
+    ) -> Self {
+        KeyDoc {
+            v: DOC_VERSION,
+            id,
+            seq,
+            digest: secret.digest(),
+            mark: secret.mark(),
+            name,
+            description: None,
+            kind: if tenant.is_some() { Kind::Tenant } else { Kind::Service },
+            tenant,
+            environment,
+            role: Role::Admin,
+            group: None,
+            permissions: vec![],
+            ip_allowlist: vec![],
+            rate_limit: None,
+            customer_id: None,
+            expires_at: None,
+            disabled: false,
+            revoked_at: None,
+            created_at: now,
+            updated_at: now,
+            rotation: None,
+        }
+    }
+
     pub fn status(&self, now: i64) -> Status {
         if self.revoked_at.is_some() {
             Status::Revoked
@@ -346,30 +382,16 @@ mod tests {
     use super::*;
 
     fn doc() -> KeyDoc {
-        KeyDoc {
-            v: DOC_VERSION,
-            id: KeyId::generate(),
-            seq: 1,
-            digest: Digest::of(b"x"),
-            mark: "abcd".into(),
-            name: "n".into(),
-            description: None,
-            kind: Kind::Tenant,
-            tenant: Some("acme".into()),
-            environment: Environment::Production,
-            role: Role::Admin,
-            group: None,
-            permissions: vec![],
-            ip_allowlist: vec![],
-            rate_limit: None,
-            customer_id: None,
-            expires_at: None,
-            disabled: false,
-            revoked_at: None,
-            created_at: 0,
-            updated_at: 0,
-            rotation: None,
-        }
+        let id = KeyId::generate();
+        KeyDoc::new(
+            id,
+            1,
+            &Secret::generate("kg", Environment::Production, id),
+            "n".into(),
+            Environment::Production,
+            Some("acme".into()),
+            0,
+        )
     }
 
     #[test]

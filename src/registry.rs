@@ -148,30 +148,16 @@ impl Registry {
             let id = KeyId::generate();
             let secret = Secret::generate(key_prefix, new.environment, id);
             let changes = new.given_fields();
-            let doc = KeyDoc {
-                v: DOC_VERSION,
-                id,
-                seq: self.store.next_seq()?,
-                digest: secret.digest(),
-                mark: secret.mark(),
-                name: new.name,
-                description: new.description,
-                kind: new.kind,
-                tenant: new.tenant,
-                environment: new.environment,
-                role: new.role,
-                group: new.group,
-                permissions: sorted(new.permissions),
-                ip_allowlist: new.ip_allowlist,
-                rate_limit: new.rate_limit,
-                customer_id: new.customer_id,
-                expires_at: new.expires_at,
-                disabled: false,
-                revoked_at: None,
-                created_at: now,
-                updated_at: now,
-                rotation: None,
-            };
+            let mut doc = KeyDoc::new(id, self.store.next_seq()?, &secret, new.name, new.environment, new.tenant, now);
+            doc.description = new.description;
+            doc.kind = new.kind;
+            doc.role = new.role;
+            doc.group = new.group;
+            doc.permissions = sorted(new.permissions);
+            doc.ip_allowlist = new.ip_allowlist;
+            doc.rate_limit = new.rate_limit;
+            doc.customer_id = new.customer_id;
+            doc.expires_at = new.expires_at;
             let event =
                 AuditEvent { action: "key.create", target: id.to_string(), tenant: doc.tenant.clone(), changes };
             self.commit(Write::PutKey(&doc), origin, event, now)?;

@@ -231,34 +231,20 @@ fn decode<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> R
 mod tests {
     use super::*;
     use crate::audit::{AuditEvent, Origin, GENESIS};
-    use crate::key::Digest;
-    use crate::record::{Environment, Kind, Role, DOC_VERSION};
+    use crate::key::Secret;
+    use crate::record::{Environment, DOC_VERSION};
 
     fn key_doc(seq: u64) -> KeyDoc {
-        KeyDoc {
-            v: DOC_VERSION,
-            id: KeyId::generate(),
+        let id = KeyId::generate();
+        KeyDoc::new(
+            id,
             seq,
-            digest: Digest::of(b"k"),
-            mark: "abcd".into(),
-            name: format!("key {seq}"),
-            description: None,
-            kind: Kind::Service,
-            tenant: None,
-            environment: Environment::Staging,
-            role: Role::Admin,
-            group: None,
-            permissions: vec![],
-            ip_allowlist: vec![],
-            rate_limit: None,
-            customer_id: None,
-            expires_at: None,
-            disabled: false,
-            revoked_at: None,
-            created_at: 1,
-            updated_at: 1,
-            rotation: None,
-        }
+            &Secret::generate("kg", Environment::Staging, id),
+            format!("key {seq}"),
+            Environment::Staging,
+            None,
+            1,
+        )
     }
 
     fn put(store: &Store, doc: &KeyDoc, seq: u64) {

@@ -120,6 +120,8 @@ impl Checks<'_> {
         })?;
         out.with_previous_secret = with_previous_secret;
         let doc = &key.doc;
+        // The key is verified: its environment is known, even if the status check fails next.
+        out.environment = host_environment.or(Some(doc.environment));
 
         match doc.status(self.now) {
             Status::Active => {}
@@ -127,9 +129,7 @@ impl Checks<'_> {
             Status::Inactive => return Err(Rejection::KeyInactive),
             Status::Expired => return Err(Rejection::KeyExpired),
         }
-        out.environment = Some(doc.environment);
         if host_environment.is_some_and(|env| env != doc.environment) {
-            out.environment = host_environment;
             return Err(Rejection::EnvironmentMismatch);
         }
         out.key = Some(key.clone());

@@ -594,7 +594,7 @@ impl Builder {
             echoes,
             clients: Mutex::new(HashMap::new()),
         };
-        g.spawn_and_wait();
+        g.spawn_with_port_retry();
         if self.tenants {
             for (id, name) in [("acme", "Acme"), ("globex", "Globex")] {
                 let r = g.api("POST", "/v1/tenants", Some(json!({"id": id, "name": name})));
@@ -639,6 +639,11 @@ impl Gateway {
         self.dir.path()
     }
 
+    /// The config file `keygate serve --config` reads (and re-reads on SIGHUP).
+    pub(crate) fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The echo upstream address of an environment.
     pub(crate) fn echo_addr(&self, environment: &str) -> String {
         let i = ENVIRONMENTS.iter().position(|e| *e == environment).expect("known environment");
@@ -654,7 +659,7 @@ impl Gateway {
         fs::write(&self.config_path, text).expect("write config");
     }
 
-    fn spawn_and_wait(&mut self) {
+    fn spawn_and_wait_once(&mut self) {
         self.write_config();
         let open = |name: &str| {
             OpenOptions::new().create(true).append(true).open(self.dir.path().join(name)).expect("open log file")
@@ -675,12 +680,29 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// Starts keygate; when a port picked for it was taken meanwhile by another process (echo
+    /// upstreams of parallel tests bind `:0` too), starts again on fresh ports.
+    fn spawn_with_port_retry(&mut self) {
+        for _ in 0..3 {
+            self.spawn_and_wait_once();
+            if self.child.is_some() {
+                return;
+            }
+            self.ports = Ports::pick();
+        }
+        panic!("keygate could not bind its ports three times\n{}", self.tail());
+    }
+
     fn wait_ready(&mut self) {
         let probe = Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().expect("probe client");
         let url = format!("http://127.0.0.1:{}/healthz", self.ports.admin);
         let end = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                if self.stderr().contains("cannot listen on") {
+                    self.child = None;
+                    return;
+                }
                 panic!("keygate exited with {status} at startup\n{}", self.tail());
             }
             let healthy = probe.get(&url).send().map(|r| r.status().as_u16() == 200).unwrap_or(false);
@@ -734,7 +756,7 @@ impl Gateway {
     pub(crate) fn start_again(&mut self) {
         assert!(self.child.is_none(), "still running");
         self.ports = Ports::pick();
-        self.spawn_and_wait();
+        self.spawn_with_port_retry();
     }
 
     /// SIGTERM, wait, then start again on new ports with the same store dir and config.
