@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use rand::{rngs::OsRng, Rng};
+use rand::{rngs::OsRng, RngCore};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -182,10 +182,24 @@ pub fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
     out
 }
 
+/// Fills `out` with uniform base62 digits from the OS CSPRNG: one read of random bytes, each byte
+/// below 248 (= 4 × 62) kept as `byte % 62` so every digit is equally likely, the rest redrawn.
 fn fill_base62(out: &mut [u8]) {
-    let mut rng = OsRng;
-    for slot in out {
-        *slot = BASE62[rng.gen_range(0..BASE62.len())];
+    let mut pool = [0u8; 64];
+    let mut used = pool.len();
+    for slot in out.iter_mut() {
+        loop {
+            if used == pool.len() {
+                OsRng.fill_bytes(&mut pool);
+                used = 0;
+            }
+            let byte = pool[used];
+            used += 1;
+            if byte < 248 {
+                *slot = BASE62[usize::from(byte % 62)];
+                break;
+            }
+        }
     }
 }
 
@@ -267,6 +281,18 @@ mod tests {
         assert!(!a.matches(&Digest::of(b"two")));
         assert_eq!(Digest::from_hex(&a.to_hex()), Some(a));
         assert_eq!(Digest::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn random_digits_cover_the_whole_alphabet_evenly() {
+        let mut counts = [0u32; 62];
+        let mut buf = [0u8; 62 * 200];
+        fill_base62(&mut buf);
+        for b in buf {
+            counts[BASE62.iter().position(|d| *d == b).expect("a base62 digit")] += 1;
+        }
+        // 200 expected per digit; a biased or truncated alphabet would leave some far off.
+        assert!(counts.iter().all(|&c| (120..=290).contains(&c)), "{counts:?}");
     }
 
     #[test]

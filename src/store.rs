@@ -171,6 +171,17 @@ impl Store {
         })
     }
 
+    /// Bulk-loads key records, in batches, without audit entries: for filling benchmark stores and
+    /// for migrations, never for admin changes (those go through [`Store::commit`]).
+    pub fn import_keys(&self, docs: &[KeyDoc]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for doc in docs {
+            batch.insert(doc.id.as_str(), serde_json::to_vec(doc)?);
+        }
+        self.keys.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Writes the usage of several keys in one atomic batch. Keys deleted meanwhile are skipped.
     pub fn put_usage(&self, batch: &[(KeyId, UsageDoc)]) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
