@@ -37,6 +37,8 @@ use crate::{admin, metrics, reload, usage};
 
 /// The environment variable holding an admin token with every scope (actor `env`).
 pub const ADMIN_TOKEN_ENV: &str = "KEYGATE_ADMIN_TOKEN";
+/// How long the proxy listeners may take to accept connections before startup counts as failed.
+const PROXY_READY_WITHIN: Duration = Duration::from_secs(10);
 /// How often idle failed-auth buckets are dropped.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 
@@ -75,7 +77,7 @@ pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
             async move { usage::run(&state, config.storage.usage_flush_interval, stopped).await }
         }),
         control.spawn(housekeeping(state.clone(), stopped.clone())),
-        control.spawn(probe_readiness(state.clone(), config.proxy.listen.clone())),
+        control.spawn(probe_readiness(state.clone(), config.proxy.listen.clone(), stopped.clone())),
         control.spawn(reload_on_sighup(state.clone(), config_path.to_owned(), stopped.clone())),
     ];
 
@@ -104,6 +106,9 @@ pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     state.registry.store().flush_blocking().context("final store flush")?;
     control.shutdown_timeout(Duration::from_secs(1));
     drop(access_log_guard);
+    if state.proxy_failed.load(Ordering::Acquire) {
+        anyhow::bail!("proxy.listen: the proxy listener never accepted connections on {:?}", config.proxy.listen);
+    }
     tracing::info!("keygate stopped");
     Ok(())
 }
@@ -199,8 +204,11 @@ async fn reload_on_sighup(state: Arc<State>, path: PathBuf, mut stopped: watch::
     }
 }
 
-/// Marks the gateway ready once every proxy listener accepts connections.
-async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>) {
+/// Marks the gateway ready once every proxy listener accepts connections. Pingora binds inside its
+/// own task and, on failure, only panics that task: if the listeners do not come up in time, the
+/// process is stopped rather than left running without its proxy.
+async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>, stopped: watch::Receiver<bool>) {
+    let deadline = Instant::now() + PROXY_READY_WITHIN;
     let targets: Vec<SocketAddr> = listen
         .into_iter()
         .map(|mut a| {
@@ -214,6 +222,15 @@ async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>) {
         let all_up = targets.iter().all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
         if all_up {
             state.proxy_ready.store(true, Ordering::Release);
+            return;
+        }
+        if *stopped.borrow() || state.draining.load(Ordering::Acquire) {
+            return;
+        }
+        if Instant::now() > deadline {
+            tracing::error!(?targets, "the proxy listener did not come up; stopping");
+            state.proxy_failed.store(true, Ordering::Release);
+            state.stop_request.notify_one();
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -236,11 +253,12 @@ impl ShutdownSignalWatch for Drain {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM: draining"),
                     _ = int.recv() => tracing::info!("SIGINT: draining"),
+                    _ = self.state.stop_request.notified() => tracing::info!("stopping"),
                 }
             }
             _ => {
                 tracing::error!("cannot install signal handlers; keygate will stop only when killed");
-                std::future::pending::<()>().await;
+                self.state.stop_request.notified().await;
             }
         }
         self.state.draining.store(true, Ordering::Release);

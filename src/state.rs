@@ -36,6 +36,10 @@ pub struct State {
     pub proxy_ready: AtomicBool,
     /// Set on SIGTERM/SIGINT: answers close their connection so clients move elsewhere.
     pub draining: AtomicBool,
+    /// Asks the process to stop from inside (a listener that never came up).
+    pub stop_request: tokio::sync::Notify,
+    /// Set when the proxy listener did not come up in time: the process exits with an error.
+    pub proxy_failed: AtomicBool,
 }
 
 /// Counts proxy requests in progress, so shutdown can wait for them.
@@ -70,6 +74,8 @@ impl State {
             access_log,
             proxy_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            stop_request: tokio::sync::Notify::new(),
+            proxy_failed: AtomicBool::new(false),
         }
     }
 

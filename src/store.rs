@@ -38,6 +38,10 @@ pub enum Write<'a> {
     PutTenant(&'a TenantDoc),
 }
 
+/// sled's page cache. Keys are read from sled once, at start, into the index; afterwards sled serves
+/// only admin writes and audit reads, so a small cache keeps the resident size per key down.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Meta entry holding the SHA-256 of the generated bootstrap admin token.
 pub const META_BOOTSTRAP_TOKEN: &str = "bootstrap_token_sha256";
 
@@ -67,7 +71,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in directory `path`. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(CACHE_BYTES).open()?;
         Ok(Store {
             keys: db.open_tree(KEYS)?,
             usage: db.open_tree(USAGE)?,

@@ -186,8 +186,30 @@ fn taken_ports() -> &'static Mutex<HashSet<u16>> {
 }
 
 /// A port nobody listens on right now, never handed out twice in this process.
+///
+/// Taken from below the kernel's ephemeral range: every `bind(:0)` (echo upstreams, fake upstreams)
+/// and every client socket of the tests running in parallel draws from that range, and could take a
+/// freed ephemeral port before the gateway binds it. Falls back to `bind(:0)` if that range is tiny.
 pub(crate) fn free_port() -> u16 {
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let range = 10_000u16.max(low.saturating_sub(15_000))..low;
     let mut taken = taken_ports().lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..200 {
+        if range.len() < 1000 {
+            break;
+        }
+        let port = rand::thread_rng().gen_range(range.clone());
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local addr").port();
@@ -198,9 +220,14 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
-/// `127.0.0.1:<port>` where nothing listens: an upstream that refuses connections.
+/// An address where nothing listens: an upstream that refuses connections.
+///
+/// Port 1 (tcpmux) on loopback, not a port freed after `bind(:0)`: the ephemeral range is shared with
+/// every echo upstream and client socket of the tests running in parallel, so a freed port can be
+/// taken again before the gateway connects to it (a 200 where a 502 was expected). Nothing binds a
+/// privileged port here.
 pub(crate) fn closed_addr() -> String {
-    format!("127.0.0.1:{}", free_port())
+    "127.0.0.1:1".to_string()
 }
 
 fn port_is_open(port: u16) -> bool {
@@ -593,6 +620,7 @@ impl Builder {
             child: None,
             echoes,
             clients: Mutex::new(HashMap::new()),
+            stderr_mark: 0,
         };
         g.spawn_with_port_retry();
         if self.tenants {
@@ -618,6 +646,8 @@ pub(crate) struct Gateway {
     child: Option<Child>,
     echoes: Vec<Echo>,
     clients: Mutex<HashMap<IpAddr, Client>>,
+    /// Length of `stderr.log` when the current process was spawned.
+    stderr_mark: usize,
 }
 
 impl Gateway {
@@ -676,6 +706,7 @@ impl Gateway {
         if let Some(token) = &self.env_token {
             cmd.env("KEYGATE_ADMIN_TOKEN", token);
         }
+        self.stderr_mark = self.stderr().len();
         self.child = Some(cmd.spawn().expect("spawn keygate serve"));
         self.wait_ready();
     }
@@ -699,7 +730,9 @@ impl Gateway {
         let end = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                if self.stderr().contains("cannot listen on") {
+                // Only this attempt's output counts: the log file is appended across (re)starts.
+                let this_attempt = self.stderr().get(self.stderr_mark..).unwrap_or_default().to_string();
+                if this_attempt.contains("cannot listen on") || this_attempt.contains("Address already in use") {
                     self.child = None;
                     return;
                 }
@@ -707,7 +740,21 @@ impl Gateway {
             }
             let healthy = probe.get(&url).send().map(|r| r.status().as_u16() == 200).unwrap_or(false);
             if healthy && port_is_open(self.ports.proxy) {
-                return;
+                // The proxy port accepts connections, but is it this gateway? Pingora may fail to bind
+                // after another process took the port; every keygate answer carries X-Request-Id.
+                let proxy = format!("http://127.0.0.1:{}{WHOAMI}", self.ports.proxy);
+                match probe.get(&proxy).send() {
+                    Ok(r) if r.headers().contains_key("x-request-id") => return,
+                    Ok(_) => {
+                        eprintln!("port {} is held by another process; starting again", self.ports.proxy);
+                        if let Some(mut child) = self.child.take() {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                        }
+                        return;
+                    }
+                    Err(_) => {}
+                }
             }
             if Instant::now() > end {
                 panic!("keygate not ready within {STARTUP_TIMEOUT:?}\n{}", self.tail());
