@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keygate::audit::Origin;
-use keygate::index::KeyIndex;
 use keygate::record::{Environment, Kind, Role};
 use keygate::registry::{NewKey, Registry};
 use keygate::store::Store;
@@ -34,7 +33,7 @@ fn new_key(n: u64) -> NewKey {
 
 fn durable_create(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(Registry::load(Store::open(dir.path()).unwrap(), Arc::new(KeyIndex::default())).unwrap());
+    let registry = Arc::new(Registry::load(Store::open(dir.path()).unwrap()).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let counter = Arc::new(AtomicU64::new(0));
     let origin = Origin { actor: "bench".into(), client_ip: None };

@@ -3,9 +3,9 @@
 //!
 //! `cargo run --release --example fill_store -- <store dir> <number of keys>`
 //!
-//! Keys are production service keys named `bench key <n>`; every tenth has a description with the
-//! word "nightly" and every fifth is disabled, so filtered lists have something to filter. Their
-//! secrets are not kept: these keys exist to be counted, loaded and listed, not used.
+//! Keys are production service keys named `bench key <n>`. Every tenth has a description with the
+//! word "nightly", and a fifth (others) are disabled, so a filtered list has both matches and
+//! non-matches. Their secrets are not kept: these keys exist to be counted, loaded and listed.
 
 use std::path::PathBuf;
 
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         if n % 10 == 0 {
             doc.description = Some(format!("nightly export {n}"));
         }
-        doc.disabled = n % 5 == 0;
+        doc.disabled = n % 5 == 1;
         batch.push(doc);
         if batch.len() == batch.capacity() {
             store.import_keys(&batch)?;

@@ -38,9 +38,10 @@ pub struct Usage {
 }
 
 /// The index plus the queue of keys whose usage changed since the last flush.
+/// Ids are random and chosen by keygate, so a fast hasher is safe here (with a per-process seed).
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    keys: DashMap<KeyId, Arc<LiveKey>>,
+    keys: DashMap<KeyId, Arc<LiveKey>, foldhash::fast::RandomState>,
     dirty: Mutex<Vec<KeyId>>,
 }
 
@@ -66,6 +67,11 @@ impl KeyIndex {
     pub fn load(&self, doc: KeyDoc, usage: &UsageDoc) {
         let live = LiveKey { doc, usage: Arc::new(Usage::from_doc(usage)), bucket: Arc::default() };
         self.keys.insert(live.doc.id, Arc::new(live));
+    }
+
+    /// An empty index with room for `capacity` keys (for the load at start).
+    pub fn with_capacity(capacity: usize) -> Self {
+        KeyIndex { keys: DashMap::with_capacity_and_hasher(capacity, Default::default()), dirty: Mutex::default() }
     }
 
     pub fn remove(&self, id: &KeyId) -> Option<Arc<LiveKey>> {

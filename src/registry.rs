@@ -86,19 +86,25 @@ pub struct Registry {
 }
 
 /// Secondary indexes for the state checks, so a create costs O(keys of its owner), not O(all keys).
+/// Names are indexed by a 64-bit hash of (owner, name), not by copies of the strings: the holder found
+/// is always checked against its record, and the rare second key behind an equal hash waits in
+/// `name_collisions`.
 #[derive(Debug, Default)]
 struct Owners {
-    /// (owner tenant or `None` for service keys, name) → key, among non-revoked keys.
-    names: HashMap<(Option<String>, String), KeyId>,
+    /// hash of (owner tenant or `None` for service keys, name) → the non-revoked key holding it.
+    names: HashMap<u64, KeyId>,
+    name_collisions: Vec<(u64, KeyId)>,
     /// tenant → its keys (any status).
     by_tenant: HashMap<String, BTreeSet<KeyId>>,
 }
 
 impl Registry {
     /// Loads every key, tenant and the audit head from the store.
-    pub fn load(store: Store, index: Arc<KeyIndex>) -> Result<Self, StoreError> {
+    pub fn load(store: Store) -> Result<Self, StoreError> {
         let mut owners = Owners::default();
-        for (doc, usage) in store.load_keys()? {
+        let keys = store.load_keys()?;
+        let index = Arc::new(KeyIndex::with_capacity(keys.len()));
+        for (doc, usage) in keys {
             owners.add(&doc);
             index.load(doc, &usage);
         }
@@ -355,9 +361,16 @@ impl Registry {
     }
 
     fn check_name_free(&self, owner: Option<&str>, name: &str, except: Option<KeyId>) -> Result<(), RegistryError> {
-        match self.lock_owners().names.get(&(owner.map(str::to_owned), name.to_owned())) {
-            Some(holder) if Some(*holder) != except => Err(RegistryError::NameTaken(name.to_owned())),
-            _ => Ok(()),
+        let holders = self.lock_owners().holders(name_slot(owner, name));
+        let taken = holders
+            .into_iter()
+            .filter(|id| Some(*id) != except)
+            .filter_map(|id| self.index.get(&id))
+            .any(|k| k.doc.owner() == owner && k.doc.name == name && k.doc.revoked_at.is_none());
+        if taken {
+            Err(RegistryError::NameTaken(name.to_owned()))
+        } else {
+            Ok(())
         }
     }
 
@@ -452,36 +465,64 @@ impl Registry {
 impl Owners {
     fn add(&mut self, doc: &KeyDoc) {
         if doc.revoked_at.is_none() {
-            self.names.insert((doc.tenant.clone(), doc.name.clone()), doc.id);
+            self.hold_name(name_slot(doc.owner(), &doc.name), doc.id);
         }
         if let Some(t) = &doc.tenant {
             self.by_tenant.entry(t.clone()).or_default().insert(doc.id);
         }
     }
 
-    fn release_name(&mut self, doc: &KeyDoc) {
-        let slot = (doc.tenant.clone(), doc.name.clone());
-        if self.names.get(&slot) == Some(&doc.id) {
+    /// Keys holding names with this hash (normally one at most).
+    fn holders(&self, slot: u64) -> Vec<KeyId> {
+        let collided = self.name_collisions.iter().filter(|(s, _)| *s == slot).map(|(_, id)| *id);
+        self.names.get(&slot).copied().into_iter().chain(collided).collect()
+    }
+
+    fn hold_name(&mut self, slot: u64, id: KeyId) {
+        match self.names.get(&slot) {
+            None => {
+                self.names.insert(slot, id);
+            }
+            Some(holder) if *holder == id => {}
+            Some(_) => self.name_collisions.push((slot, id)),
+        }
+    }
+
+    fn release_name(&mut self, slot: u64, id: KeyId) {
+        if self.names.get(&slot) == Some(&id) {
             self.names.remove(&slot);
+            if let Some(i) = self.name_collisions.iter().position(|(s, _)| *s == slot) {
+                let (_, next) = self.name_collisions.swap_remove(i);
+                self.names.insert(slot, next);
+            }
+        } else {
+            self.name_collisions.retain(|entry| *entry != (slot, id));
         }
     }
 
     /// Follows a change of name or a revoke (which frees the name).
     fn update(&mut self, before: &KeyDoc, after: &KeyDoc) {
         if before.name != after.name || after.revoked_at.is_some() {
-            self.release_name(before);
+            self.release_name(name_slot(before.owner(), &before.name), before.id);
         }
         if after.revoked_at.is_none() {
-            self.names.insert((after.tenant.clone(), after.name.clone()), after.id);
+            self.hold_name(name_slot(after.owner(), &after.name), after.id);
         }
     }
 
     fn remove(&mut self, doc: &KeyDoc) {
-        self.release_name(doc);
+        self.release_name(name_slot(doc.owner(), &doc.name), doc.id);
         if let Some(keys) = doc.tenant.as_ref().and_then(|t| self.by_tenant.get_mut(t)) {
             keys.remove(&doc.id);
         }
     }
+}
+
+/// The name index's hash of (owner, name), stable within the process.
+fn name_slot(owner: Option<&str>, name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::LazyLock<foldhash::quality::RandomState> = std::sync::LazyLock::new(Default::default);
+    SEED.hash_one((owner, name))
 }
 
 impl NewKey {
@@ -515,4 +556,33 @@ fn sorted(mut items: Vec<String>) -> Vec<String> {
     items.sort();
     items.dedup();
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_colliding_hashes_keep_every_holder() {
+        let mut owners = Owners::default();
+        let (a, b, c) = (KeyId::generate(), KeyId::generate(), KeyId::generate());
+        for id in [a, b, c] {
+            owners.hold_name(7, id);
+        }
+        owners.hold_name(7, a);
+        assert_eq!(owners.holders(7), vec![a, b, c], "the second and third wait behind the first, once each");
+        owners.release_name(7, a);
+        assert_eq!(owners.holders(7).len(), 2);
+        assert!(!owners.holders(7).contains(&a));
+        owners.release_name(7, c);
+        owners.release_name(7, b);
+        assert!(owners.holders(7).is_empty() && owners.names.is_empty());
+    }
+
+    #[test]
+    fn name_slots_tell_owners_apart() {
+        assert_ne!(name_slot(Some("acme"), "k"), name_slot(None, "k"));
+        assert_ne!(name_slot(Some("acme"), "k"), name_slot(Some("globex"), "k"));
+        assert_eq!(name_slot(Some("acme"), "k"), name_slot(Some("acme"), "k"));
+    }
 }

@@ -26,7 +26,6 @@ use tokio::sync::watch;
 use crate::access_log::AccessLog;
 use crate::admin::auth::{generate_token, AdminSecrets};
 use crate::config::Config;
-use crate::index::KeyIndex;
 use crate::key::Digest;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -48,8 +47,7 @@ pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.path).with_context(|| {
         format!("cannot open the store at {} (is another keygate using it?)", config.storage.path.display())
     })?;
-    let registry =
-        Registry::load(store.clone(), Arc::new(KeyIndex::default())).context("cannot load keys from the store")?;
+    let registry = Registry::load(store.clone()).context("cannot load keys from the store")?;
     let admin_secrets = admin_secrets(&store, &config)?;
     let (access_log, access_log_guard) = AccessLog::open(&config.log.access)
         .with_context(|| format!("log.access: cannot open {:?}", config.log.access))?;
