@@ -69,11 +69,6 @@ impl KeyIndex {
         self.keys.insert(live.doc.id, Arc::new(live));
     }
 
-    /// An empty index with room for `capacity` keys (for the load at start).
-    pub fn with_capacity(capacity: usize) -> Self {
-        KeyIndex { keys: DashMap::with_capacity_and_hasher(capacity, Default::default()), dirty: Mutex::default() }
-    }
-
     pub fn remove(&self, id: &KeyId) -> Option<Arc<LiveKey>> {
         self.keys.remove(id).map(|(_, v)| v)
     }

@@ -102,12 +102,11 @@ impl Registry {
     /// Loads every key, tenant and the audit head from the store.
     pub fn load(store: Store) -> Result<Self, StoreError> {
         let mut owners = Owners::default();
-        let keys = store.load_keys()?;
-        let index = Arc::new(KeyIndex::with_capacity(keys.len()));
-        for (doc, usage) in keys {
+        let index = Arc::new(KeyIndex::default());
+        store.for_each_key(|doc, usage| {
             owners.add(&doc);
             index.load(doc, &usage);
-        }
+        })?;
         let tenants = store.load_tenants()?.into_iter().map(|t| (t.id.clone(), t)).collect();
         let audit_head = store.last_audit()?.map_or((0, GENESIS.to_owned()), |(seq, e)| (seq, e.hash));
         Ok(Registry {

@@ -83,20 +83,24 @@ impl Store {
         })
     }
 
-    /// Every key with its usage, in creation order.
-    pub fn load_keys(&self) -> Result<Vec<(KeyDoc, UsageDoc)>, StoreError> {
-        let mut out = Vec::new();
+    /// Calls `visit` with every key and its usage, in id order, one at a time (a million keys are
+    /// never all decoded at once). Both trees are sorted by id, so usage is merged in one pass.
+    pub fn for_each_key(&self, mut visit: impl FnMut(KeyDoc, UsageDoc)) -> Result<(), StoreError> {
+        let mut usage = self.usage.iter();
+        let mut pending: Option<(sled::IVec, sled::IVec)> = usage.next().transpose()?;
         for item in self.keys.iter() {
             let (id, bytes) = item?;
             let doc: KeyDoc = decode(KEYS, &id, &bytes)?;
-            let usage = match self.usage.get(&id)? {
-                Some(bytes) => decode(USAGE, &id, &bytes)?,
-                None => UsageDoc::default(),
+            while pending.as_ref().is_some_and(|(uid, _)| uid < &id) {
+                pending = usage.next().transpose()?;
+            }
+            let found = match &pending {
+                Some((uid, ubytes)) if *uid == id => decode(USAGE, uid, ubytes)?,
+                _ => UsageDoc::default(),
             };
-            out.push((doc, usage));
+            visit(doc, found);
         }
-        out.sort_by_key(|(doc, _)| doc.seq);
-        Ok(out)
+        Ok(())
     }
 
     pub fn load_tenants(&self) -> Result<Vec<TenantDoc>, StoreError> {
@@ -268,6 +272,12 @@ mod tests {
         store.commit(Write::PutKey(doc), &entry, seq).unwrap();
     }
 
+    fn load(store: &Store) -> Vec<(KeyDoc, UsageDoc)> {
+        let mut all = Vec::new();
+        store.for_each_key(|doc, usage| all.push((doc, usage))).unwrap();
+        all
+    }
+
     #[tokio::test]
     async fn keys_and_usage_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -281,10 +291,43 @@ mod tests {
             store.durable().await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let loaded = store.load_keys().unwrap();
-        assert_eq!(loaded.iter().map(|(d, _)| d.id).collect::<Vec<_>>(), vec![b.id, a.id], "creation order");
-        assert_eq!(loaded[1].1.requests_total, 7);
-        assert_eq!(loaded[0].1, UsageDoc::default());
+        let loaded = load(&store);
+        assert_eq!(loaded.len(), 2);
+        let usage_of = |id| loaded.iter().find(|(d, _)| d.id == id).map(|(_, u)| u.clone()).unwrap();
+        assert_eq!(usage_of(a.id).requests_total, 7);
+        assert_eq!(usage_of(b.id), UsageDoc::default());
+    }
+
+    #[tokio::test]
+    async fn usage_is_merged_to_the_right_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let docs: Vec<KeyDoc> = (0..20).map(key_doc).collect();
+        for (i, doc) in docs.iter().enumerate() {
+            put(&store, doc, i as u64 + 1);
+        }
+        let with_usage: Vec<(KeyId, UsageDoc)> = docs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == 0)
+            .map(|(i, d)| (d.id, UsageDoc { v: DOC_VERSION, requests_total: i as u64 + 100, ..Default::default() }))
+            .collect();
+        store.put_usage(&with_usage).unwrap();
+        // An orphan usage record (its key is gone) must be skipped, not attached to a neighbour.
+        store
+            .usage
+            .insert(
+                KeyId::generate().as_str(),
+                serde_json::to_vec(&UsageDoc { requests_total: 9, ..Default::default() }).unwrap(),
+            )
+            .unwrap();
+        let loaded = load(&store);
+        assert_eq!(loaded.len(), 20);
+        for (doc, usage) in loaded {
+            let i = docs.iter().position(|d| d.id == doc.id).unwrap();
+            let expected = if i % 3 == 0 { i as u64 + 100 } else { 0 };
+            assert_eq!(usage.requests_total, expected, "key {i}");
+        }
     }
 
     #[tokio::test]
@@ -292,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.keys.insert("AAAAAAAAAAAAAAAA", &b"{not json"[..]).unwrap();
-        assert!(matches!(store.load_keys(), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.for_each_key(|_, _| {}), Err(StoreError::Corrupt { .. })));
     }
 
     #[tokio::test]
@@ -311,7 +354,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.load_keys().unwrap().len(), 8);
+        assert_eq!(load(&store).len(), 8);
         assert_eq!(store.audit_in_order().filter(|e| matches!(e, Ok((_, Some(_))))).count(), 8);
         assert_eq!(store.last_audit().unwrap().unwrap().0, 8);
     }
@@ -326,7 +369,7 @@ mod tests {
         let event = AuditEvent { action: "key.delete", target: doc.id.to_string(), tenant: None, changes: vec![] };
         let entry = AuditEntry::new(2, "t".into(), &Origin::default(), event, GENESIS.into());
         store.commit(Write::DeleteKey(doc.id), &entry, 2).unwrap();
-        assert!(store.load_keys().unwrap().is_empty());
+        assert!(load(&store).is_empty());
         let newest: Vec<u64> = store.audit_newest_first(None).map(|e| e.unwrap().0).collect();
         assert_eq!(newest, vec![2, 1]);
         let below: Vec<u64> = store.audit_newest_first(Some(2)).map(|e| e.unwrap().0).collect();
