@@ -58,6 +58,10 @@ impl KeyId {
         bytes.iter().all(u8::is_ascii_alphanumeric).then_some(KeyId(bytes))
     }
 
+    pub fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Invariant: only ASCII alphanumerics get in (`generate`, `parse`).
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -64,9 +64,9 @@ pub enum Period {
 }
 
 /// `{"per_second"|"per_minute"|"per_hour": N, "burst"?: B}`: N requests per period on average, at
-/// most B at once (B defaults to N). Parsed from the wire form by [`RateLimitWire`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RateLimitWire", into = "RateLimitWire")]
+/// most B at once (B defaults to N). In JSON and YAML it has the shape of [`RateLimitWire`]; in the
+/// store's binary records it is a compact tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub period: Period,
     pub count: u32,
@@ -349,31 +349,70 @@ impl KeyDoc {
     }
 }
 
-// === serde for KeyId and Digest ===
+// === serde: text in JSON and YAML, compact bytes in the store's binary records ===
 
 impl Serialize for KeyId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            self.as_bytes().serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        KeyId::parse(&text).ok_or_else(|| serde::de::Error::custom("not a 16-character key id"))
+        let parsed = if d.is_human_readable() {
+            KeyId::parse(&String::deserialize(d)?)
+        } else {
+            let bytes = <[u8; crate::key::ID_LEN]>::deserialize(d)?;
+            std::str::from_utf8(&bytes).ok().and_then(KeyId::parse)
+        };
+        parsed.ok_or_else(|| serde::de::Error::custom("not a 16-character key id"))
     }
 }
 
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Digest::from_hex(&text).ok_or_else(|| serde::de::Error::custom("not a 64-digit hex digest"))
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            Digest::from_hex(&text).ok_or_else(|| serde::de::Error::custom("not a 64-digit hex digest"))
+        } else {
+            <[u8; 32]>::deserialize(d).map(Digest)
+        }
+    }
+}
+
+impl Serialize for RateLimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            RateLimitWire::from(*self).serialize(s)
+        } else {
+            (self.period, self.count, self.burst).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = if d.is_human_readable() {
+            RateLimitWire::deserialize(d)?
+        } else {
+            let (period, count, burst) = <(Period, u32, Option<u32>)>::deserialize(d)?;
+            RateLimitWire::from(RateLimit { period, count, burst })
+        };
+        RateLimit::try_from(wire).map_err(serde::de::Error::custom)
     }
 }
 
@@ -433,11 +472,18 @@ mod tests {
     }
 
     #[test]
-    fn stored_docs_round_trip() {
-        let d = doc();
+    fn docs_round_trip_as_json_and_as_binary() {
+        let mut d = doc();
+        d.rate_limit = Some(RateLimit { period: Period::Hour, count: 7, burst: Some(2) });
+        d.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+        d.rotation = Some(RotationDoc { previous_digest: Digest::of(b"old"), rotated_at: 5, previous_valid_until: 9 });
         let text = serde_json::to_string(&d).unwrap();
         assert!(!text.contains("secret"));
+        assert!(text.contains(r#""rate_limit":{"per_hour":7,"burst":2}"#), "{text}");
         assert_eq!(serde_json::from_str::<KeyDoc>(&text).unwrap(), d);
+        let bytes = postcard::to_stdvec(&d).unwrap();
+        assert!(bytes.len() < text.len() / 2, "binary {} vs json {}", bytes.len(), text.len());
+        assert_eq!(postcard::from_bytes::<KeyDoc>(&bytes).unwrap(), d);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -52,7 +53,7 @@ pub enum StoreError {
     #[error("store: record {tree}/{id} is unreadable ({reason}); refusing to start with a partial key set")]
     Corrupt { tree: &'static str, id: String, reason: String },
     #[error("store: cannot encode a record: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(String),
 }
 
 /// A cheap-to-clone handle on the open database.
@@ -117,10 +118,10 @@ impl Store {
 
     /// Writes a record change and its audit entry atomically (not yet durable: see [`Store::durable`]).
     pub fn commit(&self, write: Write<'_>, entry: &AuditEntry, seq: u64) -> Result<(), StoreError> {
-        let audit_value = serde_json::to_vec(entry)?;
+        let audit_value = serde_json::to_vec(entry).map_err(|e| StoreError::Encode(e.to_string()))?;
         let record = match write {
-            Write::PutKey(doc) => Some(serde_json::to_vec(doc)?),
-            Write::PutTenant(doc) => Some(serde_json::to_vec(doc)?),
+            Write::PutKey(doc) => Some(encode(doc)?),
+            Write::PutTenant(doc) => Some(encode(doc)?),
             Write::DeleteKey(_) => None,
         };
         let result: Result<(), TransactionError<()>> = (&self.keys, &self.usage, &self.tenants, &self.audit)
@@ -153,7 +154,7 @@ impl Store {
     /// The newest audit entry and its sequence number.
     pub fn last_audit(&self) -> Result<Option<(u64, AuditEntry)>, StoreError> {
         match self.audit.last()? {
-            Some((k, v)) => Ok(Some((audit_seq(&k), decode(AUDIT, &k, &v)?))),
+            Some((k, v)) => Ok(Some((audit_seq(&k), decode_json(AUDIT, &k, &v)?))),
             None => Ok(None),
         }
     }
@@ -166,7 +167,7 @@ impl Store {
         let end = before.unwrap_or(u64::MAX);
         self.audit.range(..end.to_be_bytes()).rev().map(|item| {
             let (k, v) = item?;
-            Ok((audit_seq(&k), decode(AUDIT, &k, &v)?))
+            Ok((audit_seq(&k), decode_json(AUDIT, &k, &v)?))
         })
     }
 
@@ -184,7 +185,7 @@ impl Store {
     pub fn import_keys(&self, docs: &[KeyDoc]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for doc in docs {
-            batch.insert(doc.id.as_str(), serde_json::to_vec(doc)?);
+            batch.insert(doc.id.as_str(), encode(doc)?);
         }
         self.keys.apply_batch(batch)?;
         Ok(())
@@ -195,7 +196,7 @@ impl Store {
         let mut writes = sled::Batch::default();
         for (id, usage) in batch {
             if self.keys.contains_key(id.as_str())? {
-                writes.insert(id.as_str(), serde_json::to_vec(usage)?);
+                writes.insert(id.as_str(), encode(usage)?);
             }
         }
         self.usage.apply_batch(writes)?;
@@ -238,7 +239,30 @@ fn audit_seq(key: &[u8]) -> u64 {
     key.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
+/// First byte of a binary record: postcard encoding, layout version 1 of [`KeyDoc`], [`UsageDoc`]
+/// and [`TenantDoc`]. A record starting with `{` is JSON, as written before the binary format; it
+/// still reads. A change of layout gets a new version byte and a decoder for the old one.
+const BINARY_V1: u8 = 1;
+
+/// Encodes a key, usage or tenant record: the version byte, then postcard.
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![BINARY_V1];
+    postcard::to_io(value, &mut out).map_err(|e| StoreError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
 fn decode<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { tree, id: String::from_utf8_lossy(id).into_owned(), reason };
+    match bytes.split_first() {
+        Some((&BINARY_V1, rest)) => postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string())),
+        Some((b'{', _)) => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
+        Some((version, _)) => Err(corrupt(format!("unknown record version {version}"))),
+        None => Err(corrupt("empty record".into())),
+    }
+}
+
+/// Audit entries stay JSON: their hash is defined over their JSON form, and they are read rarely.
+fn decode_json<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         id: String::from_utf8_lossy(id).into_owned(),
@@ -328,6 +352,27 @@ mod tests {
             let expected = if i % 3 == 0 { i as u64 + 100 } else { 0 };
             assert_eq!(usage.requests_total, expected, "key {i}");
         }
+    }
+
+    #[tokio::test]
+    async fn records_written_as_json_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let doc = key_doc(1);
+        store.keys.insert(doc.id.as_str(), serde_json::to_vec(&doc).unwrap()).unwrap();
+        let binary = key_doc(2);
+        put(&store, &binary, 1);
+        let mut loaded = load(&store);
+        loaded.sort_by_key(|(d, _)| d.seq);
+        assert_eq!(loaded.into_iter().map(|(d, _)| d).collect::<Vec<_>>(), vec![doc, binary]);
+    }
+
+    #[tokio::test]
+    async fn a_record_of_an_unknown_version_refuses_to_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.keys.insert("AAAAAAAAAAAAAAAA", &[9u8, 1, 2][..]).unwrap();
+        assert!(matches!(store.for_each_key(|_, _| {}), Err(StoreError::Corrupt { .. })));
     }
 
     #[tokio::test]
