@@ -1,8 +1,9 @@
 //! The in-memory key index the request path reads: `KeyId → Arc<LiveKey>` in a [`DashMap`].
 //!
-//! A [`LiveKey`] is immutable configuration ([`KeyDoc`]) plus two pieces of state that outlive edits:
-//! the usage counters ([`Usage`]) and the rate-limit [`Bucket`]. An admin change builds a new
-//! `LiveKey` sharing both and swaps the `Arc`; requests already holding the old one finish with it.
+//! A [`LiveKey`] is immutable configuration ([`KeyDoc`]) plus the state that outlives edits
+//! ([`KeyState`]: usage counters and the rate-limit [`Bucket`], in one allocation). An admin change
+//! builds a new `LiveKey` sharing that state and swaps the `Arc`; requests already holding the old
+//! one finish with it.
 //!
 //! Only the registry writes the index after startup. Readers clone the `Arc` out and drop the map
 //! guard at once: no guard is ever held across an `.await` or another map call.
@@ -21,8 +22,14 @@ use crate::record::{KeyDoc, UsageDoc, DOC_VERSION};
 #[derive(Debug)]
 pub struct LiveKey {
     pub doc: KeyDoc,
-    pub usage: Arc<Usage>,
-    pub bucket: Arc<Bucket>,
+    pub state: Arc<KeyState>,
+}
+
+/// What a key accumulates while it serves requests; shared by every version of its record.
+#[derive(Debug, Default)]
+pub struct KeyState {
+    pub usage: Usage,
+    pub bucket: Bucket,
 }
 
 /// Usage of one key, updated in memory per request and flushed in batches.
@@ -54,18 +61,16 @@ impl KeyIndex {
 
     /// Inserts or replaces a key. A replacement keeps the usage and the bucket of the old entry.
     pub fn publish(&self, doc: KeyDoc) -> Arc<LiveKey> {
-        let (usage, bucket) = match self.get(&doc.id) {
-            Some(old) => (old.usage.clone(), old.bucket.clone()),
-            None => Default::default(),
-        };
-        let live = Arc::new(LiveKey { doc, usage, bucket });
+        let state = self.get(&doc.id).map(|old| old.state.clone()).unwrap_or_default();
+        let live = Arc::new(LiveKey { doc, state });
         self.keys.insert(live.doc.id, live.clone());
         live
     }
 
     /// Loads a key from the store at startup, with its persisted usage.
     pub fn load(&self, doc: KeyDoc, usage: &UsageDoc) {
-        let live = LiveKey { doc, usage: Arc::new(Usage::from_doc(usage)), bucket: Arc::default() };
+        let live =
+            LiveKey { doc, state: Arc::new(KeyState { usage: Usage::from_doc(usage), bucket: Bucket::default() }) };
         self.keys.insert(live.doc.id, Arc::new(live));
     }
 
@@ -88,7 +93,7 @@ impl KeyIndex {
 
     /// Records one authenticated request of `key` (memory only).
     pub fn touch(&self, key: &LiveKey, ip: IpAddr, now: i64, with_previous_secret: bool) {
-        if key.usage.touch(ip, now, with_previous_secret) {
+        if key.state.usage.touch(ip, now, with_previous_secret) {
             self.dirty.lock().unwrap_or_else(|e| e.into_inner()).push(key.doc.id);
         }
     }
@@ -99,8 +104,8 @@ impl KeyIndex {
         ids.into_iter()
             .filter_map(|id| {
                 let key = self.get(&id)?;
-                key.usage.dirty.store(false, Ordering::Release);
-                Some((id, key.usage.snapshot()))
+                key.state.usage.dirty.store(false, Ordering::Release);
+                Some((id, key.state.usage.snapshot()))
             })
             .collect()
     }
@@ -194,7 +199,7 @@ mod tests {
         let mut edited = first.doc.clone();
         edited.disabled = true;
         let second = index.publish(edited);
-        assert!(Arc::ptr_eq(&first.usage, &second.usage) && Arc::ptr_eq(&first.bucket, &second.bucket));
+        assert!(Arc::ptr_eq(&first.state, &second.state));
         assert!(index.get(&first.doc.id).unwrap().doc.disabled);
     }
 }

@@ -35,6 +35,10 @@ pub struct Digest(pub [u8; 32]);
 /// A full key string, as returned once at creation or rotation. Never logged, never stored.
 pub struct Secret(String);
 
+/// The last 4 characters of a key (UIs show it as `••••a9Zq`); kept inline, not as a `String`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Mark(pub(crate) [u8; 4]);
+
 /// The pieces of a presented key string that parsed and whose checksum holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParsedKey {
@@ -144,8 +148,33 @@ impl Secret {
     }
 
     /// The last four characters, shown by UIs as `••••a9Zq`.
-    pub fn mark(&self) -> String {
-        self.0[self.0.len() - 4..].to_owned()
+    pub fn mark(&self) -> Mark {
+        let tail = &self.0.as_bytes()[self.0.len() - 4..];
+        Mark([tail[0], tail[1], tail[2], tail[3]])
+    }
+}
+
+impl Mark {
+    pub fn from_str_exact(text: &str) -> Option<Self> {
+        let bytes: [u8; 4] = text.as_bytes().try_into().ok()?;
+        bytes.iter().all(u8::is_ascii_alphanumeric).then_some(Mark(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Invariant: only ASCII alphanumerics get in.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mark({})", self.as_str())
     }
 }
 
@@ -226,7 +255,7 @@ mod tests {
             assert_eq!((parts[0], parts[1], parts[2]), ("kg", env.tag(), id.as_str()));
             assert_eq!(parts[3].len(), RANDOM_LEN + CHECK_LEN);
             assert!(parts[3].bytes().all(|b| b.is_ascii_alphanumeric()));
-            assert_eq!(secret.mark(), &text[text.len() - 4..]);
+            assert_eq!(secret.mark().as_str(), &text[text.len() - 4..]);
         }
     }
 

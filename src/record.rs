@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::key::{Digest, KeyId, Secret};
+use crate::key::{Digest, KeyId, Mark, Secret};
 
 /// Version written into every stored document; bump it with a migration when the layout changes.
 pub const DOC_VERSION: u32 = 1;
@@ -96,7 +96,7 @@ pub struct KeyDoc {
     /// Creation order, unique and increasing: sorts lists newest first and anchors cursors.
     pub seq: u64,
     pub digest: Digest,
-    pub mark: String,
+    pub mark: Mark,
     pub name: String,
     pub description: Option<String>,
     pub kind: Kind,
@@ -114,7 +114,8 @@ pub struct KeyDoc {
     pub revoked_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
-    pub rotation: Option<RotationDoc>,
+    /// Boxed: rare, and 48 bytes every key would carry otherwise.
+    pub rotation: Option<Box<RotationDoc>>,
 }
 
 /// The previous secret of a key during a rotation's grace period.
@@ -345,7 +346,7 @@ impl KeyDoc {
 
     /// Whether the previous secret of a rotation still works at `now`.
     pub fn previous_valid(&self, now: i64) -> Option<&RotationDoc> {
-        self.rotation.as_ref().filter(|r| now < r.previous_valid_until)
+        self.rotation.as_deref().filter(|r| now < r.previous_valid_until)
     }
 }
 
@@ -391,6 +392,28 @@ impl<'de> Deserialize<'de> for Digest {
         } else {
             <[u8; 32]>::deserialize(d).map(Digest)
         }
+    }
+}
+
+impl Serialize for Mark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Mark {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mark = if d.is_human_readable() {
+            Mark::from_str_exact(&String::deserialize(d)?)
+        } else {
+            let bytes = <[u8; 4]>::deserialize(d)?;
+            std::str::from_utf8(&bytes).ok().and_then(Mark::from_str_exact)
+        };
+        mark.ok_or_else(|| serde::de::Error::custom("not the 4-character mark of a key"))
     }
 }
 
@@ -476,7 +499,8 @@ mod tests {
         let mut d = doc();
         d.rate_limit = Some(RateLimit { period: Period::Hour, count: 7, burst: Some(2) });
         d.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
-        d.rotation = Some(RotationDoc { previous_digest: Digest::of(b"old"), rotated_at: 5, previous_valid_until: 9 });
+        d.rotation =
+            Some(Box::new(RotationDoc { previous_digest: Digest::of(b"old"), rotated_at: 5, previous_valid_until: 9 }));
         let text = serde_json::to_string(&d).unwrap();
         assert!(!text.contains("secret"));
         assert!(text.contains(r#""rate_limit":{"per_hour":7,"burst":2}"#), "{text}");

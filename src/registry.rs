@@ -224,10 +224,12 @@ impl Registry {
                 }
                 let secret = Secret::generate(key_prefix, doc.environment, doc.id);
                 let mut changes = vec!["secret"];
-                doc.rotation = (grace_seconds > 0).then(|| RotationDoc {
-                    previous_digest: doc.digest,
-                    rotated_at: now,
-                    previous_valid_until: now + grace_seconds,
+                doc.rotation = (grace_seconds > 0).then(|| {
+                    Box::new(RotationDoc {
+                        previous_digest: doc.digest,
+                        rotated_at: now,
+                        previous_valid_until: now + grace_seconds,
+                    })
                 });
                 changes.push("rotation");
                 doc.digest = secret.digest();
@@ -239,7 +241,7 @@ impl Registry {
                 new_secret = Some(secret);
                 // The new grace period counts its previous-secret requests from zero.
                 if let Some(current) = registry.index.get(&doc.id) {
-                    current.usage.reset_previous_requests();
+                    current.state.usage.reset_previous_requests();
                 }
                 Ok(changes)
             })

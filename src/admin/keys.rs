@@ -486,7 +486,7 @@ impl Filter {
             && self.tenant.as_ref().is_none_or(|t| doc.tenant.as_ref() == Some(t))
             && self.kind.is_none_or(|k| doc.kind == k)
             && self.environment.is_none_or(|e| doc.environment == e)
-            && self.unused_since.is_none_or(|since| key.usage.snapshot().last_used_at.is_none_or(|at| at < since))
+            && self.unused_since.is_none_or(|since| key.state.usage.snapshot().last_used_at.is_none_or(|at| at < since))
             && self.q.as_ref().is_none_or(|q| {
                 doc.name.to_lowercase().contains(q)
                     || doc.description.as_ref().is_some_and(|d| d.to_lowercase().contains(q))

@@ -109,7 +109,7 @@ pub struct ProblemView {
 impl KeyView {
     pub fn new(key: &LiveKey, config: &Config, now: i64) -> Self {
         let doc = &key.doc;
-        let usage = key.usage.snapshot();
+        let usage = key.state.usage.snapshot();
         KeyView {
             id: doc.id.to_string(),
             name: doc.name.clone(),
@@ -127,7 +127,7 @@ impl KeyView {
             expires_at: doc.expires_at.map(rfc3339),
             status: doc.status(now),
             expiration_state: doc.expiration_state(now, config.expiring_soon_days),
-            mark: doc.mark.clone(),
+            mark: doc.mark.to_string(),
             prefix: doc.prefix(&config.key_prefix),
             created_at: rfc3339(doc.created_at),
             updated_at: rfc3339(doc.updated_at),

@@ -171,7 +171,7 @@ impl Checks<'_> {
             return Ok(None);
         };
         let gcra = Gcra::new(&rate);
-        match key.bucket.check(&gcra, limit::now()) {
+        match key.state.bucket.check(&gcra, limit::now()) {
             Decision::Allowed { remaining, reset } => {
                 Ok(Some(RateInfo { limit: gcra.limit, period: gcra.period, remaining, reset }))
             }
