@@ -16,6 +16,7 @@ use prometheus::{
 };
 
 use crate::index::KeyIndex;
+use crate::proxy::reject::Rejection;
 use crate::proxy::Outcome;
 use crate::record::{unix_now, Environment, Status};
 
@@ -28,28 +29,14 @@ const FLUSH_BUCKETS: &[f64] = &[0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.0
 
 /// Environment label values: the three environments, then `none`.
 const ENVIRONMENT_LABELS: [&str; 4] = ["production", "staging", "development", "none"];
-/// Outcome label values: `proxied`, then every rejection code.
-const OUTCOMES: [&str; 15] = [
-    "proxied",
-    "unknown_host",
-    "too_many_failed_attempts",
-    "missing_api_key",
-    "ambiguous_api_key",
-    "invalid_api_key",
-    "key_revoked",
-    "key_inactive",
-    "key_expired",
-    "environment_mismatch",
-    "ip_not_allowed",
-    "permission_denied",
-    "rate_limited",
-    "upstream_unavailable",
-    "upstream_timeout",
-];
+/// Outcome label values: `proxied`, then every rejection code in the order of `Rejection::ALL`.
+fn outcome_labels() -> impl Iterator<Item = &'static str> {
+    std::iter::once("proxied").chain(Rejection::ALL.iter().map(|r| r.code()))
+}
 
 pub struct Metrics {
     registry: Registry,
-    /// `[environment][outcome]`, indexes of `ENVIRONMENT_LABELS` × `OUTCOMES`.
+    /// `[environment][outcome]`, indexes of `ENVIRONMENT_LABELS` × `outcome_labels()`.
     requests: Vec<Vec<IntCounter>>,
     /// A client that went away before any answer: counted apart from the contract's outcomes.
     abandoned: Vec<IntCounter>,
@@ -135,7 +122,7 @@ impl Metrics {
 
         let requests = ENVIRONMENT_LABELS
             .iter()
-            .map(|env| OUTCOMES.iter().map(|outcome| requests_total.with_label_values(&[env, outcome])).collect())
+            .map(|env| outcome_labels().map(|outcome| requests_total.with_label_values(&[env, outcome])).collect())
             .collect();
         let per_env =
             |vec: &HistogramVec| ENVIRONMENT_LABELS.iter().map(|env| vec.with_label_values(&[env])).collect::<Vec<_>>();
@@ -162,7 +149,7 @@ impl Metrics {
         let env = r.environment.map_or(3, Environment::index);
         match r.outcome {
             Outcome::Pending => self.abandoned[env].inc(),
-            outcome => self.requests[env][outcome_index(outcome.label())].inc(),
+            outcome => self.requests[env][outcome_index(outcome)].inc(),
         }
         self.request_duration[env].observe(r.duration.as_secs_f64());
         if let Some(auth) = r.auth {
@@ -212,8 +199,12 @@ fn histogram_vec(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> Re
     HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
 }
 
-fn outcome_index(label: &str) -> usize {
-    OUTCOMES.iter().position(|o| *o == label).unwrap_or(0)
+/// Position of an outcome in `outcome_labels()`.
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Rejected(r) => 1 + Rejection::ALL.iter().position(|x| x.code() == r.code()).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The metrics listener's router: `GET /metrics`, unauthenticated.
@@ -231,29 +222,14 @@ pub fn router(state: Arc<crate::state::State>) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::reject::Rejection;
 
     #[test]
-    fn every_rejection_code_has_an_outcome_label() {
-        use Rejection::*;
-        let d = Duration::ZERO;
-        for r in [
-            UnknownHost,
-            TooManyFailedAttempts { retry_after: d },
-            MissingApiKey,
-            AmbiguousApiKey,
-            InvalidApiKey,
-            KeyRevoked,
-            KeyInactive,
-            KeyExpired,
-            EnvironmentMismatch,
-            IpNotAllowed,
-            PermissionDenied,
-            RateLimited { retry_after: d },
-            UpstreamUnavailable,
-            UpstreamTimeout,
-        ] {
-            assert_eq!(OUTCOMES[outcome_index(r.code())], r.code());
+    fn every_rejection_code_has_its_outcome_label() {
+        let labels: Vec<&str> = outcome_labels().collect();
+        assert_eq!(labels.len(), 1 + Rejection::ALL.len());
+        assert_eq!(labels[outcome_index(Outcome::Proxied)], "proxied");
+        for r in Rejection::ALL {
+            assert_eq!(labels[outcome_index(Outcome::Rejected(r))], r.code());
         }
     }
 

@@ -18,9 +18,6 @@ use crate::state::State;
 
 type Shared = AxumState<Arc<State>>;
 
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 500;
-
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -46,17 +43,8 @@ pub async fn list(
     actor.require(Scope::AuditRead)?;
     let q = query.parse()?;
     let mut fields = Fields::default();
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => fields.bad("limit", format!("must be a number from 1 to {MAX_PAGE}")).unwrap_or(DEFAULT_PAGE),
-        },
-    };
-    let before = q
-        .cursor
-        .as_deref()
-        .and_then(|c| c.parse::<u64>().ok().or_else(|| fields.bad("cursor", "not a cursor from a previous page")));
+    let limit = fields.page_limit(q.limit.as_deref());
+    let before = fields.cursor(q.cursor.as_deref());
     fields.finish()?;
     let mut items = Vec::with_capacity(limit + 1);
     for item in state.registry.store().audit_newest_first(before) {

@@ -1,7 +1,8 @@
 //! `/v1/keys` handlers (SPEC §5): create, list, get, edit, rotate, revoke, disable, enable, delete.
 //!
-//! Order of answers for a mutation: 401/403 (who may do this) → 400 (body shape) → 422 (field
-//! values, every bad field at once) → 404/409 (state, decided by the registry under its lock).
+//! Order of answers: 401/403 (who may do this; bodies are read but parsed only after) → 404 (a key
+//! the token cannot see) → 400 (body shape) → 422 (field values, every bad field at once) → 409
+//! (state, decided by the registry under its lock).
 //! A tenant-restricted token sees only its tenant's keys: any other key answers 404.
 
 use std::sync::Arc;
@@ -28,8 +29,6 @@ type Shared = AxumState<Arc<State>>;
 
 /// The longest rotation grace period.
 const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 500;
 
 /// `POST /v1/keys`. Enum-valued fields arrive as strings so an unknown value is a 422 naming the
 /// field, not a 400.
@@ -449,17 +448,8 @@ impl Filter {
                 .duration("unused_since", d, Duration::ZERO, Duration::from_secs(100 * 365 * 86_400))
                 .map(|d| now - d.as_secs() as i64)
         });
-        let limit = match q.limit.as_deref() {
-            None => DEFAULT_PAGE,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-                _ => fields.bad("limit", format!("must be a number from 1 to {MAX_PAGE}")).unwrap_or(DEFAULT_PAGE),
-            },
-        };
-        let before = q
-            .cursor
-            .as_deref()
-            .and_then(|c| c.parse::<u64>().ok().or_else(|| fields.bad("cursor", "not a cursor from a previous page")));
+        let limit = fields.page_limit(q.limit.as_deref());
+        let before = fields.cursor(q.cursor.as_deref());
         fields.finish()?;
         // A tenant-restricted token asking for another tenant gets nothing, not an error.
         let tenant = match (&actor.tenant, q.tenant) {

@@ -12,6 +12,10 @@ use crate::config::{valid_identifier, Config};
 use crate::net;
 use crate::record::{parse_timestamp, Environment, Kind, RateLimit, Role};
 
+/// Page size of a list when `limit` is not given, and the largest one allowed.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
 /// Collects field errors for a 422 `validation_failed`.
 #[derive(Debug, Default)]
 pub struct Fields(BTreeMap<String, String>);
@@ -122,6 +126,20 @@ impl Fields {
         } else {
             self.bad("tenant", format!("{tenant:?} is not a tenant id ([a-z0-9][a-z0-9-]{{1,62}})"))
         }
+    }
+
+    /// A list's `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+    pub fn page_limit(&mut self, text: Option<&str>) -> usize {
+        match text.map(str::parse::<usize>) {
+            None => DEFAULT_PAGE,
+            Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+            Some(_) => self.bad("limit", format!("must be a number from 1 to {MAX_PAGE}")).unwrap_or(DEFAULT_PAGE),
+        }
+    }
+
+    /// A list's `cursor`: the `next_cursor` of a previous page (a sequence number).
+    pub fn cursor(&mut self, text: Option<&str>) -> Option<u64> {
+        text.and_then(|c| c.parse::<u64>().ok().or_else(|| self.bad("cursor", "not a cursor from a previous page")))
     }
 
     /// A duration between `min` and `max` inclusive, like `0s`, `90m`, `24h`.
