@@ -99,14 +99,31 @@ struct Owners {
 }
 
 impl Registry {
-    /// Loads every key, tenant and the audit head from the store.
+    /// Loads every key, tenant and the audit head from the store. The keys load in two halves of
+    /// the id space on two threads (ids are uniform over base62, `V` splits them evenly).
     pub fn load(store: Store) -> Result<Self, StoreError> {
-        let mut owners = Owners::default();
         let index = Arc::new(KeyIndex::default());
-        store.for_each_key(|doc, usage| {
-            owners.add(&doc);
-            index.load(doc, &usage);
-        })?;
+        let load_half = |range: (std::ops::Bound<&'static [u8]>, std::ops::Bound<&'static [u8]>)| {
+            let mut owners = Owners::default();
+            store
+                .for_each_key_in(range, |doc, usage| {
+                    owners.add(&doc);
+                    index.load(doc, &usage);
+                })
+                .map(|()| owners)
+        };
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let (low, high) = std::thread::scope(|s| {
+            let high = s.spawn(|| load_half((Included(b"V".as_slice()), Unbounded)));
+            let low = load_half((Unbounded, Excluded(b"V".as_slice())));
+            (low, high.join())
+        });
+        let mut owners = low?;
+        owners.absorb(high.map_err(|_| StoreError::Corrupt {
+            tree: "keys",
+            id: String::new(),
+            reason: "loader thread panicked".into(),
+        })??);
         let tenants = store.load_tenants()?.into_iter().map(|t| (t.id.clone(), t)).collect();
         let audit_head = store.last_audit()?.map_or((0, GENESIS.to_owned()), |(seq, e)| (seq, e.hash));
         Ok(Registry {
@@ -473,6 +490,16 @@ impl Owners {
         }
     }
 
+    /// Takes in the entries of another index built over other keys.
+    fn absorb(&mut self, other: Owners) {
+        for (slot, id) in other.names.into_iter().chain(other.name_collisions) {
+            self.hold_name(slot, id);
+        }
+        for (tenant, keys) in other.by_tenant {
+            self.by_tenant.entry(tenant).or_default().extend(keys);
+        }
+    }
+
     /// Keys holding names with this hash (normally one at most).
     fn holders(&self, slot: u64) -> Vec<KeyId> {
         let collided = self.name_collisions.iter().filter(|(s, _)| *s == slot).map(|(_, id)| *id);
@@ -578,6 +605,45 @@ mod tests {
         owners.release_name(7, c);
         owners.release_name(7, b);
         assert!(owners.holders(7).is_empty() && owners.names.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reload_finds_every_key_and_name_in_both_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = Origin::default();
+        let new = |n: usize| NewKey {
+            name: format!("key {n}"),
+            description: None,
+            kind: Kind::Service,
+            tenant: None,
+            environment: Environment::Production,
+            role: Role::Admin,
+            group: None,
+            permissions: vec![],
+            ip_allowlist: vec![],
+            rate_limit: None,
+            customer_id: None,
+            expires_at: None,
+        };
+        let mut ids = Vec::new();
+        {
+            let registry = Registry::load(Store::open(dir.path()).unwrap()).unwrap();
+            for n in 0..60 {
+                ids.push(registry.create(new(n), "kg", &origin, 0).await.unwrap().0.doc.id);
+            }
+        }
+        let halves = ids.iter().filter(|id| id.as_str() < "V").count();
+        assert!(halves > 0 && halves < 60, "ids fall on both sides of V ({halves} below)");
+        let registry = Registry::load(Store::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(registry.index().len(), 60);
+        assert!(ids.iter().all(|id| registry.get(*id).is_some()));
+        for n in [0, 59] {
+            assert!(matches!(
+                registry.check_name_free(None, &format!("key {n}"), None),
+                Err(RegistryError::NameTaken(_))
+            ));
+        }
+        assert!(registry.check_name_free(None, "key 60", None).is_ok());
     }
 
     #[test]

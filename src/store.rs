@@ -86,10 +86,18 @@ impl Store {
 
     /// Calls `visit` with every key and its usage, in id order, one at a time (a million keys are
     /// never all decoded at once). Both trees are sorted by id, so usage is merged in one pass.
-    pub fn for_each_key(&self, mut visit: impl FnMut(KeyDoc, UsageDoc)) -> Result<(), StoreError> {
-        let mut usage = self.usage.iter();
+    pub fn for_each_key(&self, visit: impl FnMut(KeyDoc, UsageDoc)) -> Result<(), StoreError> {
+        self.for_each_key_in(.., visit)
+    }
+
+    /// [`Store::for_each_key`] for the ids in `range` (by their text), so halves can load in parallel.
+    pub fn for_each_key_in<R>(&self, range: R, mut visit: impl FnMut(KeyDoc, UsageDoc)) -> Result<(), StoreError>
+    where
+        R: std::ops::RangeBounds<&'static [u8]> + Clone,
+    {
+        let mut usage = self.usage.range::<&[u8], _>(range.clone());
         let mut pending: Option<(sled::IVec, sled::IVec)> = usage.next().transpose()?;
-        for item in self.keys.iter() {
+        for item in self.keys.range::<&[u8], _>(range) {
             let (id, bytes) = item?;
             let doc: KeyDoc = decode(KEYS, &id, &bytes)?;
             while pending.as_ref().is_some_and(|(uid, _)| uid < &id) {
