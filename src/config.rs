@@ -644,4 +644,93 @@ mod tests {
             assert!(parse(text).is_err(), "{text:?}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// YAML-like values built from the config's own key names, so the generator reaches deep paths.
+        fn value() -> impl Strategy<Value = serde_yaml::Value> {
+            let names = prop::sample::select(vec![
+                "proxy",
+                "listen",
+                "threads",
+                "key_headers",
+                "trusted_proxies",
+                "upstream_timeout",
+                "failed_auth_limit",
+                "environments",
+                "production",
+                "staging",
+                "development",
+                "hosts",
+                "upstreams",
+                "rate_limit",
+                "per_second",
+                "per_minute",
+                "burst",
+                "routes",
+                "path",
+                "methods",
+                "permission",
+                "public",
+                "groups",
+                "permissions",
+                "tenants",
+                "default_key_limit",
+                "keys",
+                "prefix",
+                "admin",
+                "tokens",
+                "name",
+                "hash",
+                "scopes",
+                "tenant",
+                "metrics",
+                "log",
+                "access",
+                "level",
+                "storage",
+                "usage_flush_interval",
+                "bogus",
+            ]);
+            let leaf = prop_oneof![
+                Just(serde_yaml::Value::Null),
+                any::<bool>().prop_map(serde_yaml::Value::from),
+                any::<i64>().prop_map(serde_yaml::Value::from),
+                "[ -~]{0,24}".prop_map(serde_yaml::Value::from),
+                Just(serde_yaml::Value::from("127.0.0.1:9001")),
+                Just(serde_yaml::Value::from("5s")),
+            ];
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_yaml::Value::Sequence),
+                    prop::collection::vec((names.clone(), inner), 0..6).prop_map(|entries| {
+                        serde_yaml::Value::Mapping(
+                            entries.into_iter().map(|(k, v)| (serde_yaml::Value::from(k), v)).collect(),
+                        )
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_text_never_panics_and_errors_name_a_path(text in "[ -~\n]{0,300}") {
+                if let Err(errors) = parse(&text) {
+                    prop_assert!(!errors.is_empty());
+                    prop_assert!(errors.iter().all(|e| !e.path.is_empty() && !e.message.is_empty()), "{:?}", errors);
+                }
+            }
+
+            #[test]
+            fn config_shaped_yaml_never_panics_and_errors_name_a_path(doc in value()) {
+                let text = serde_yaml::to_string(&doc).unwrap_or_default();
+                if let Err(errors) = parse(&text) {
+                    prop_assert!(!errors.is_empty());
+                    prop_assert!(errors.iter().all(|e| !e.path.is_empty() && !e.message.is_empty()), "{:?}", errors);
+                }
+            }
+        }
+    }
 }

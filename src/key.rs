@@ -333,4 +333,43 @@ mod tests {
         let (_, secret) = fresh(Environment::Production);
         assert_eq!(format!("{secret:?}"), "Secret(..)");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn environment() -> impl Strategy<Value = Environment> {
+            prop::sample::select(Environment::ALL.to_vec())
+        }
+
+        proptest! {
+            #[test]
+            fn the_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = parse("kg", &bytes);
+            }
+
+            #[test]
+            fn near_keys_never_panic_the_parser(tail in "[0-9A-Za-z_]{0,80}", env in "(prod|stg|dev|x)") {
+                let _ = parse("kg", format!("kg_{env}_{tail}").as_bytes());
+            }
+
+            #[test]
+            fn generated_keys_round_trip(env in environment(), prefix in "[0-9A-Za-z]{1,16}") {
+                let id = KeyId::generate();
+                let secret = Secret::generate(&prefix, env, id);
+                prop_assert_eq!(parse(&prefix, secret.expose().as_bytes()), Some(ParsedKey { environment: env, id }));
+            }
+
+            #[test]
+            fn any_single_character_change_is_refused(position in 0usize..200, replacement in any::<u8>()) {
+                let id = KeyId::generate();
+                let secret = Secret::generate("kg", Environment::Production, id);
+                let mut bytes = secret.expose().as_bytes().to_vec();
+                let position = position % bytes.len();
+                prop_assume!(bytes[position] != replacement);
+                bytes[position] = replacement;
+                prop_assert_eq!(parse("kg", &bytes), None);
+            }
+        }
+    }
 }

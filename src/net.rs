@@ -119,4 +119,33 @@ mod tests {
         let ported: [&[u8]; 1] = [b"[2001:db8::1]:443, 203.0.113.5:80"];
         assert_eq!(client_ip(ip("10.0.0.1"), &trusted, ported), ip("203.0.113.5"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn cidr_parsing_never_panics(text in "[0-9a-fA-F:./ x-]{0,50}") {
+                let _ = parse_cidr(&text);
+            }
+
+            #[test]
+            fn forwarded_headers_never_panic_and_untrusted_peers_are_believed_only(
+                peer in any::<[u8; 4]>(),
+                values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..60), 0..4),
+            ) {
+                let all = vec![parse_cidr("0.0.0.0/0").unwrap(), parse_cidr("::/0").unwrap()];
+                let _ = client_ip(IpAddr::from(peer), &all, values.iter().map(Vec::as_slice));
+                // A peer that is not a trusted proxy is the client, whatever it forwards.
+                prop_assert_eq!(client_ip(IpAddr::from(peer), &[], values.iter().map(Vec::as_slice)), IpAddr::from(peer));
+            }
+
+            #[test]
+            fn v4_addresses_are_in_their_own_network(addr in any::<[u8; 4]>(), len in 0u8..=32) {
+                let net = ipnet::Ipv4Net::new(addr.into(), len).unwrap().trunc();
+                prop_assert!(allowed(&[IpNet::V4(net)], IpAddr::from(addr)));
+            }
+        }
+    }
 }

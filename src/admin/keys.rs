@@ -483,3 +483,95 @@ impl Filter {
             })
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~]{0,30}".prop_map(serde_json::Value::from),
+            prop::sample::select(vec![
+                "tenant",
+                "service",
+                "production",
+                "readonly",
+                "acme",
+                "10.0.0.0/8",
+                "2030-01-01",
+                "1h"
+            ])
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::vec(("[a-z_]{1,12}", inner), 0..4)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects with the create body's own field names and arbitrary values.
+    fn create_body() -> impl Strategy<Value = serde_json::Value> {
+        let field = prop::sample::select(vec![
+            "name",
+            "kind",
+            "tenant",
+            "environment",
+            "description",
+            "role",
+            "group",
+            "permissions",
+            "ip_allowlist",
+            "rate_limit",
+            "customer_id",
+            "expires_at",
+        ]);
+        prop::collection::vec((field, json()), 0..8)
+            .prop_map(|kv| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    }
+
+    fn actor(tenant: Option<&str>) -> Actor {
+        Actor { name: "p".into(), scopes: Scope::ALL.to_vec(), tenant: tenant.map(str::to_owned), client_ip: None }
+    }
+
+    proptest! {
+        #[test]
+        fn create_bodies_never_panic_and_every_refusal_names_a_field(body in create_body(), restricted in any::<bool>()) {
+            let config = crate::config::parse("environments:\n  production: {upstreams: [\"127.0.0.1:1\"]}\ngroups: {billing: {permissions: [a]}}\n").unwrap();
+            let Ok(body) = serde_json::from_value::<CreateKeyBody>(body) else { return Ok(()) };
+            let actor = actor(restricted.then_some("acme"));
+            match validate_create(body, &actor, &config, |t| t == "acme", 1_700_000_000) {
+                Ok(new) => prop_assert!(super::super::validate::valid_name(&new.name)),
+                Err(AdminError::Validation(fields)) => prop_assert!(!fields.is_empty()),
+                Err(AdminError::Forbidden(_)) => prop_assert!(restricted),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        #[test]
+        fn patch_and_rotate_bodies_never_panic(body in json()) {
+            let config = crate::config::parse("environments:\n  production: {upstreams: [\"127.0.0.1:1\"]}\n").unwrap();
+            if let Ok(patch) = serde_json::from_value::<PatchKeyBody>(body.clone()) {
+                let _ = validate_patch(patch, &config);
+            }
+            if let Ok(rotate) = serde_json::from_value::<RotateBody>(body) {
+                let mut fields = Fields::default();
+                let _ = rotate.expires_at.and_then(|t| fields.expires_at(&t, 0));
+                let _ = rotate.grace_period.and_then(|g| fields.duration("grace_period", &g, Duration::ZERO, MAX_GRACE));
+            }
+        }
+
+        #[test]
+        fn list_queries_never_panic(query in "[ -~]{0,80}") {
+            if let Ok(q) = serde_urlencoded::from_str::<ListQuery>(&query) {
+                let _ = Filter::parse(q, &actor(None), 1_700_000_000);
+            }
+        }
+    }
+}
