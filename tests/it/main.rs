@@ -3,6 +3,7 @@
 //! One test binary (`cargo test --test it`), one module per topic.
 
 mod helpers;
+mod hostile;
 
 mod admin;
 mod admin_audit;
