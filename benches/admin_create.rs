@@ -10,25 +10,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keygate::audit::Origin;
-use keygate::record::{Environment, Kind, Role};
+use keygate::record::Environment;
 use keygate::registry::{NewKey, Registry};
 use keygate::store::Store;
 
 fn new_key(n: u64) -> NewKey {
-    NewKey {
-        name: format!("bench key {n}"),
-        description: None,
-        kind: Kind::Service,
-        tenant: None,
-        environment: Environment::Production,
-        role: Role::Admin,
-        group: None,
-        permissions: vec![],
-        ip_allowlist: vec![],
-        rate_limit: None,
-        customer_id: None,
-        expires_at: None,
-    }
+    NewKey::service(format!("bench key {n}"), Environment::Production)
 }
 
 fn durable_create(c: &mut Criterion) {

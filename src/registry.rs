@@ -554,6 +554,24 @@ fn name_slot(owner: Option<&str>, name: &str) -> u64 {
 }
 
 impl NewKey {
+    /// A service key with every option at its default (for tools, benches and tests).
+    pub fn service(name: String, environment: Environment) -> Self {
+        NewKey {
+            name,
+            description: None,
+            kind: Kind::Service,
+            tenant: None,
+            environment,
+            role: Role::Admin,
+            group: None,
+            permissions: vec![],
+            ip_allowlist: vec![],
+            rate_limit: None,
+            customer_id: None,
+            expires_at: None,
+        }
+    }
+
     /// Names of the fields the creator set (for the audit entry).
     fn given_fields(&self) -> Vec<String> {
         let mut fields = vec!["name", "kind", "environment", "role"];
@@ -611,20 +629,7 @@ mod tests {
     async fn a_reload_finds_every_key_and_name_in_both_halves() {
         let dir = tempfile::tempdir().unwrap();
         let origin = Origin::default();
-        let new = |n: usize| NewKey {
-            name: format!("key {n}"),
-            description: None,
-            kind: Kind::Service,
-            tenant: None,
-            environment: Environment::Production,
-            role: Role::Admin,
-            group: None,
-            permissions: vec![],
-            ip_allowlist: vec![],
-            rate_limit: None,
-            customer_id: None,
-            expires_at: None,
-        };
+        let new = |n: usize| NewKey::service(format!("key {n}"), Environment::Production);
         let mut ids = Vec::new();
         {
             let registry = Registry::load(Store::open(dir.path()).unwrap()).unwrap();
