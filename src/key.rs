@@ -215,6 +215,14 @@ pub fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
     out
 }
 
+/// `len` uniform base62 characters from the OS CSPRNG (for other secrets, e.g. admin tokens).
+pub fn random_base62(len: usize) -> String {
+    let mut out = vec![0u8; len];
+    fill_base62(&mut out);
+    // Invariant: base62 bytes are ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Fills `out` with uniform base62 digits from the OS CSPRNG: one read of random bytes, each byte
 /// below 248 (= 4 × 62) kept as `byte % 62` so every digit is equally likely, the rest redrawn.
 fn fill_base62(out: &mut [u8]) {

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
-use rand::{rngs::OsRng, Rng};
 use std::sync::Arc;
 
 use super::error::AdminError;
@@ -72,10 +71,7 @@ impl AdminSecrets {
 
 /// A new random admin token (for the bootstrap): `kga_` and 43 base62 characters.
 pub fn generate_token() -> String {
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = OsRng;
-    let random: String = (0..43).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
-    format!("kga_{random}")
+    format!("kga_{}", crate::key::random_base62(43))
 }
 
 impl Actor {
@@ -167,5 +163,6 @@ mod tests {
         let (a, b) = (generate_token(), generate_token());
         assert_ne!(a, b);
         assert_eq!(a.len(), 47);
+        assert!(a.starts_with("kga_") && a[4..].bytes().all(|b| b.is_ascii_alphanumeric()), "{a}");
     }
 }
