@@ -11,7 +11,7 @@
 //! keygate owns the drain ([`Drain`]): it waits for in-flight requests to finish (bounded by the
 //! upstream timeout), then lets pingora stop with a zero grace period.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -217,7 +217,11 @@ async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>, stopped: wa
         })
         .collect();
     loop {
-        let all_up = targets.iter().all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+        let mut all_up = true;
+        for target in &targets {
+            let connect = tokio::net::TcpStream::connect(target);
+            all_up &= matches!(tokio::time::timeout(Duration::from_millis(200), connect).await, Ok(Ok(_)));
+        }
         if all_up {
             state.proxy_ready.store(true, Ordering::Release);
             return;
