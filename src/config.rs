@@ -60,6 +60,8 @@ pub struct ProxyConfig {
     pub key_headers: Vec<HeaderName>,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream_timeout: Duration,
+    /// How long a client may take to send a whole request header (see `proxy::client_deadline`).
+    pub client_header_timeout: Duration,
     pub failed_auth_limit: RateLimit,
 }
 
@@ -263,6 +265,7 @@ impl Validator<'_> {
         }
         let trusted_proxies = self.cidrs("proxy.trusted_proxies", &p.trusted_proxies);
         let upstream_timeout = self.duration("proxy.upstream_timeout", &p.upstream_timeout);
+        let client_header_timeout = self.duration("proxy.client_header_timeout", &p.client_header_timeout);
         let failed_auth_limit = self.rate_limit("proxy.failed_auth_limit", p.failed_auth_limit);
         let threads = match p.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -274,6 +277,7 @@ impl Validator<'_> {
             key_headers,
             trusted_proxies,
             upstream_timeout: upstream_timeout?,
+            client_header_timeout: client_header_timeout?,
             failed_auth_limit: failed_auth_limit?,
         })
     }

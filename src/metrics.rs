@@ -48,6 +48,8 @@ pub struct Metrics {
     usage_flushes: IntCounter,
     usage_flush_duration: Histogram,
     config_reloads: IntCounterVec,
+    /// Connections closed because a request header did not arrive in time (`proxy::client_deadline`).
+    pub client_header_timeouts: IntCounter,
 }
 
 /// One finished proxy request, as `logging` sees it.
@@ -104,6 +106,10 @@ impl Metrics {
             )
             .buckets(FLUSH_BUCKETS.to_vec()),
         )?;
+        let client_header_timeouts = IntCounter::new(
+            "keygate_client_header_timeouts_total",
+            "Proxy connections closed because a request header was not complete within proxy.client_header_timeout.",
+        )?;
         let config_reloads = IntCounterVec::new(
             Opts::new("keygate_config_reloads_total", "Config reloads (SIGHUP) by result."),
             &["result"],
@@ -119,6 +125,7 @@ impl Metrics {
         registry.register(Box::new(keys.clone()))?;
         registry.register(Box::new(usage_flushes.clone()))?;
         registry.register(Box::new(usage_flush_duration.clone()))?;
+        registry.register(Box::new(client_header_timeouts.clone()))?;
 
         let requests = ENVIRONMENT_LABELS
             .iter()
@@ -141,6 +148,7 @@ impl Metrics {
             usage_flushes,
             usage_flush_duration,
             config_reloads,
+            client_header_timeouts,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The data path: keygate's `ProxyHttp` implementation. Each pingora phase calls one thing.
 //!
 //! ```text
-//! new_ctx                  snapshot of the settings, in-flight guard
+//! new_ctx                  header complete (client_deadline), snapshot of the settings, in-flight guard
 //! request_filter           admit::Checks::admit (SPEC §4.1) ─✗ reject::Rejection::response
 //!                          ✓ usage touch (memory), whoami answered here
 //! upstream_peer            upstream::Upstreams::select for the request's environment
@@ -9,11 +9,12 @@
 //! upstream_request_filter  upstream::prepare_request (strip credentials, add identity)
 //! response_filter          X-Request-Id, RateLimit fields, Deprecation/Sunset
 //! fail_to_proxy            502 upstream_unavailable / 504 upstream_timeout
-//! logging                  metrics and the access log line, once per request
+//! logging                  metrics and the access log line, once per request; re-arms client_deadline
 //! ```
 //! Nothing here reads or writes the store.
 
 pub mod admit;
+pub mod client_deadline;
 pub mod reject;
 pub mod upstream;
 mod whoami;
@@ -83,6 +84,7 @@ impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        client_deadline::header_received();
         RequestCtx {
             started: Instant::now(),
             settings: self.state.settings(),
@@ -255,6 +257,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        client_deadline::response_done(ctx.settings.config.proxy.client_header_timeout);
         let duration = ctx.started.elapsed();
         let upstream = ctx.upstream_started.map(|t| t.elapsed());
         let environment = ctx.admission.environment;

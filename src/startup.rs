@@ -21,6 +21,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
@@ -28,6 +29,7 @@ use crate::admin::auth::{generate_token, AdminSecrets};
 use crate::config::Config;
 use crate::key::Digest;
 use crate::metrics::Metrics;
+use crate::proxy::client_deadline::ClientDeadlines;
 use crate::proxy::Proxy;
 use crate::registry::Registry;
 use crate::state::State;
@@ -81,8 +83,8 @@ pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(state.clone()), "keygate-proxy");
+    let http_proxy = pingora::proxy::http_proxy(&server.configuration, Proxy::new(state.clone()));
+    let mut proxy = Service::new("keygate-proxy".into(), ClientDeadlines::new(http_proxy, state.clone()));
     for addr in &config.proxy.listen {
         proxy.add_tcp(&addr.to_string());
     }

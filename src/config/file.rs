@@ -32,6 +32,7 @@ pub(crate) struct ProxyFile {
     pub(crate) key_headers: Vec<String>,
     pub(crate) trusted_proxies: Vec<String>,
     pub(crate) upstream_timeout: String,
+    pub(crate) client_header_timeout: String,
     pub(crate) failed_auth_limit: RateLimitWire,
 }
 
@@ -118,6 +119,7 @@ impl Default for ProxyFile {
             key_headers: vec!["x-api-key".into(), "authorization".into()],
             trusted_proxies: vec![],
             upstream_timeout: "30s".into(),
+            client_header_timeout: "10s".into(),
             failed_auth_limit: RateLimitWire { per_minute: Some(30), ..Default::default() },
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{free_port, poll, Gateway};
+use crate::helpers::{free_port, poll, yaml, FakeMode, FakeUpstream, Gateway};
 
 /// Sends raw bytes to the proxy and reads the answer until the peer closes or `timeout` passes.
 fn raw(g: &Gateway, request: &[u8], timeout: Duration) -> (String, bool) {
@@ -155,4 +155,123 @@ fn an_upstream_reset_in_mid_body_ends_that_answer_and_the_next_request_is_fine()
     assert!(body < 1000, "the client must not receive a complete-looking 1000-byte body ({body} bytes)");
     let next = g.get_with(&secret, "/next");
     assert_eq!((next.status, next.text.as_str()), (200, "ok"), "the next request is served");
+}
+
+// ------------------------------------------------------------------------------------------ slow clients
+
+/// A gateway whose clients get `timeout` to send a request header.
+fn with_header_timeout(timeout: &'static str) -> Gateway {
+    Gateway::start(move |c| c["proxy"]["client_header_timeout"] = timeout.into())
+}
+
+/// Reads until the peer closes the connection; how long that took, or `None` if it stayed open past `limit`.
+fn time_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(started.elapsed()),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+fn header_timeouts(g: &Gateway) -> f64 {
+    crate::ops_helpers::value(&crate::ops_helpers::scrape(g), "keygate_client_header_timeouts_total", &[])
+}
+
+#[test]
+fn a_client_that_stalls_mid_header_is_cut_at_the_header_timeout() {
+    let g = with_header_timeout("1s");
+    let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
+    stream.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nX-API-Ke").unwrap();
+    let closed =
+        time_until_closed(&mut stream, Duration::from_secs(10)).expect("a stalled header holds the connection");
+    assert!(closed >= Duration::from_millis(900), "cut before its timeout: {closed:?}");
+    assert_eq!(header_timeouts(&g), 1.0);
+    still_serving(&g);
+}
+
+#[test]
+fn a_client_trickling_its_header_is_cut_at_the_header_timeout() {
+    let g = with_header_timeout("1s");
+    let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // One byte every 100 ms, never a whole header: each read is quick, the header never completes.
+    let started = Instant::now();
+    let header =
+        b"GET /slowloris HTTP/1.1\r\nHost: a\r\n".iter().chain(b"X-Padding: ".iter()).chain([b'a'; 200].iter());
+    let mut cut = None;
+    for byte in header {
+        if stream.write_all(&[*byte]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                cut = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => panic!("an incomplete header got an answer"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                cut = Some(started.elapsed());
+                break;
+            }
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "a trickling client was never cut");
+    }
+    let cut = cut.expect("the trickling client was never cut");
+    assert!(cut >= Duration::from_millis(900) && cut < Duration::from_secs(5), "cut after {cut:?}");
+    assert_eq!(header_timeouts(&g), 1.0);
+    still_serving(&g);
+}
+
+#[test]
+fn a_kept_alive_connection_may_idle_longer_than_the_header_timeout() {
+    let g = with_header_timeout("300ms");
+    let key = g.new_key(json!({}));
+    let secret = key["secret"].as_str().unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = format!("GET /a HTTP/1.1\r\nHost: a\r\nX-API-Key: {secret}\r\n\r\n");
+    let read_answer = |stream: &mut TcpStream| {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = stream.read(&mut buf).expect("an answer on the kept-alive connection");
+            assert!(n > 0, "the kept-alive connection was closed");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    stream.write_all(request.as_bytes()).unwrap();
+    assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"));
+    // Idle for three header timeouts: the deadline of an idle kept-alive connection is pingora's
+    // keep-alive idle time plus the header timeout, so the connection must still serve.
+    let idle_until = Instant::now() + Duration::from_millis(900);
+    poll(Duration::from_secs(2), || (Instant::now() >= idle_until).then_some(()));
+    stream.write_all(request.as_bytes()).unwrap();
+    assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"), "the second request on the connection failed");
+    assert_eq!(header_timeouts(&g), 0.0);
+}
+
+#[test]
+fn a_slow_upstream_is_not_cut_by_the_header_timeout() {
+    // The header deadline must not run while a request is being served.
+    let slow = FakeUpstream::start(FakeMode::AnswerAfter(Duration::from_secs(1)));
+    let addr = slow.addr.clone();
+    let g = Gateway::start(move |c| {
+        c["proxy"]["client_header_timeout"] = "300ms".into();
+        c["environments"]["production"]["upstreams"] = yaml(json!([addr]));
+    });
+    let key = g.new_key(json!({}));
+    let r = g.get_with(key["secret"].as_str().unwrap(), "/slow");
+    assert_eq!((r.status, r.text.as_str()), (200, "slow"), "{r:?}");
+    assert_eq!(header_timeouts(&g), 0.0);
 }
