@@ -152,11 +152,19 @@ def create_keys(g: Gateway, count: int, clients: int = 8) -> tuple[list[str], fl
     return secrets, count / (time.monotonic() - started)
 
 
-def wrk(port: int, path: str, seconds: int, connections: int, script: Path | None = None) -> dict:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+def wrk_argv(port: int, path: str, seconds: int, connections: int, script: Path | None = None) -> list[str]:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         argv += ["-s", str(script)]
-    out = subprocess.run(pinned(1, argv + [f"http://127.0.0.1:{port}{path}"]), capture_output=True, text=True, check=True).stdout
+    return pinned(1, argv + [f"http://127.0.0.1:{port}{path}"])
+
+
+def wrk(port: int, path: str, seconds: int, connections: int, script: Path | None = None) -> dict:
+    out = subprocess.run(wrk_argv(port, path, seconds, connections, script), capture_output=True, text=True, check=True).stdout
+    return wrk_summary(out)
+
+
+def wrk_summary(out: str) -> dict:
     def latency(pct: str) -> float:
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if not m:
@@ -169,17 +177,63 @@ def wrk(port: int, path: str, seconds: int, connections: int, script: Path | Non
             "requests": total, "errors": errors, "non2xx": int(non2xx[1]) if non2xx else 0}
 
 
-def lua_with_keys(path: Path, keys: list[str]) -> Path:
+def lua_with_keys(path: Path, keys: list[str], delay_ms: float | None = None) -> Path:
+    """A wrk script rotating over `keys`; with `delay_ms`, each connection waits that long between requests."""
+    pace = f"delay = function()\n  return {delay_ms:.3f}\nend\n" if delay_ms is not None else ""
     path.write_text("local keys = {" + ",".join(json.dumps(k) for k in keys) + "}\n"
                     "local i = 0\n"
                     "request = function()\n  i = i % #keys + 1\n"
-                    "  return wrk.format('GET', '/api/resource', {['X-API-Key'] = keys[i]})\nend\n")
+                    "  return wrk.format('GET', '/api/resource', {['X-API-Key'] = keys[i]})\nend\n" + pace)
     return path
 
 
 def garbage(n: int) -> list[str]:
     alnum = string.ascii_letters + string.digits
     return ["kg_prod_" + "".join(random.choices(alnum, k=16)) + "_" + "".join(random.choices(alnum, k=38)) for _ in range(n)]
+
+
+def soak(g: Gateway, keys: list[str], work: Path, minutes: float, connections: int) -> list[str]:
+    """Arm c paced at 80 % of its measured maximum for `minutes`: errors and the gateway's resident memory."""
+    unpaced = lua_with_keys(work / "soak-max.lua", keys)
+    wrk(g.ports["proxy"], "/api/resource", 2, connections, unpaced)  # warm-up
+    peak = wrk(g.ports["proxy"], "/api/resource", 10, connections, unpaced)["rps"]
+    target = 0.8 * peak
+    # wrk has no rate option: each connection waits DELAY ms between requests, and the number of
+    # connections sets the rate (about connections x 1000 / (DELAY + latency)), calibrated on short runs.
+    delay_ms = 10
+    paced = lua_with_keys(work / "soak-paced.lua", keys, delay_ms)
+    paced_connections = max(1, round(target * delay_ms / 1000))
+    for _ in range(4):
+        rate = wrk(g.ports["proxy"], "/api/resource", 5, paced_connections, paced)["rps"]
+        if abs(rate / target - 1) < 0.02:
+            break
+        paced_connections = max(1, round(paced_connections * target / rate))
+    seconds = int(minutes * 60)
+    load = subprocess.Popen(wrk_argv(g.ports["proxy"], "/api/resource", seconds, paced_connections, paced),
+                            stdout=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    samples: list[tuple[float, int]] = []
+    while load.poll() is None:
+        samples.append((time.monotonic() - started, rss_bytes(g.proc.pid)))
+        time.sleep(5)
+    r = wrk_summary(load.stdout.read())
+    warm_up = min(60.0, seconds / 5)
+    steady = [rss for t, rss in samples if t >= warm_up] or [samples[-1][1]]
+    mean = statistics.mean(steady)
+    low, high = (min(steady) / mean - 1) * 100, (max(steady) / mean - 1) * 100
+    lines = [
+        f"Soak: arm c (1,000 rotating valid keys) paced at 80 % of its maximum ({peak:,.0f} req/s measured just before) "
+        f"for {seconds} s: {paced_connections} connections, each waiting {delay_ms} ms between requests.\n",
+        "| req/s | share of max | requests | p50 ms | p99 ms | errors | non-2xx | RSS after warm-up (min / mean / max MiB) | drift |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        f"| {r['rps']:,.0f} | {r['rps'] / peak:.0%} | {r['requests']:,} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']} "
+        f"| {r['non2xx']} | {min(steady) / 2**20:.1f} / {mean / 2**20:.1f} / {max(steady) / 2**20:.1f} "
+        f"| {low:+.1f} % / {high:+.1f} % |",
+        "",
+        f"Resident memory, sampled every 5 s (the first {warm_up:.0f} s are warm-up): "
+        + ", ".join(f"{t:.0f}s {rss / 2**20:.1f}" for t, rss in samples[:: max(1, len(samples) // 24)]) + " MiB",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -189,6 +243,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--scale-keys", type=int, default=1_000_000, help="keys for the cold-start/memory figure")
     ap.add_argument("--quick", action="store_true", help="short smoke run: 2 s arms, 1 round, 20k scale keys")
+    ap.add_argument("--soak", type=float, metavar="MINUTES",
+                    help="instead of the arms: arm c at 80%% of its maximum for MINUTES; errors and memory drift")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.rounds, args.scale_keys = 2, 1, 20_000
@@ -201,6 +257,10 @@ def main() -> None:
     g = Gateway(work, f"127.0.0.1:{upstream_port}")
     try:
         secrets, creates_per_s = create_keys(g, 10_000)
+        if args.soak:
+            finish(soak(g, secrets[:1000], work, args.soak, args.connections), "soak.md")
+            echo.terminate()
+            return
         keys_script = lua_with_keys(work / "keys.lua", secrets[:1000])
         garbage_script = lua_with_keys(work / "garbage.lua", garbage(1000))
         arms = {
@@ -275,10 +335,15 @@ def main() -> None:
     report.append(f"- {args.scale_keys:,} keys: cold start to ready **{full.ready_after:.2f} s** (target ≤ 2 s); resident "
                   f"{rss_full / 2**20:.0f} MiB vs {rss_empty / 2**20:.0f} MiB empty = **{per_key:.0f} bytes/key** (target ≤ 300)")
     echo.terminate()
+    finish(report, "report.md")
+
+
+def finish(report: list[str], name: str) -> None:
+    """Prints the report and writes it to target/bench/`name`."""
     text = "\n".join(report) + "\n"
     out = ROOT / "target" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(text)
+    (out / name).write_text(text)
     print(text)
 
 
