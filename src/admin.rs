@@ -38,8 +38,9 @@ use axum::extract::{MatchedPath, Request, State as AxumState};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::{ObjectBuilder, OpenApi, RefOr, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -52,7 +53,7 @@ use crate::state::State;
 
 /// The admin router: every route of [`api`], the OpenAPI document among them.
 pub fn router(state: Arc<State>) -> Router {
-    let (router, document) = api().split_for_parts();
+    let (router, document) = parts();
     let document = OpenApiJson(Arc::new(document.to_json().unwrap_or_default()));
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
@@ -65,7 +66,32 @@ pub fn router(state: Arc<State>) -> Router {
 
 /// The OpenAPI document of the admin API.
 pub fn openapi() -> OpenApi {
-    api().split_for_parts().1
+    parts().1
+}
+
+/// The router and its document, with what the middleware adds described on every answer.
+fn parts() -> (Router<Arc<State>>, OpenApi) {
+    let (router, mut document) = api().split_for_parts();
+    describe_request_id(&mut document);
+    (router, document)
+}
+
+/// Every answer carries `X-Request-Id` (the [`request_id`] middleware): the client's when sane,
+/// else 32 hex characters.
+fn describe_request_id(document: &mut OpenApi) {
+    let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._-]{1,128}$")).build();
+    let mut header = Header::new(schema);
+    header.description = Some("The request's id: the client's `X-Request-Id` when sane, else generated".into());
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response.headers.insert("X-Request-Id".into(), RefOr::T(header.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// THE route table.
@@ -123,7 +149,8 @@ async fn count(AxumState(state): AxumState<Arc<State>>, request: Request, next: 
 struct OpenApiJson(Arc<String>);
 
 #[utoipa::path(get, path = "/openapi.json", tag = "health",
-    responses((status = 200, description = "This OpenAPI 3 document, generated from the route table and the handlers' types")))]
+    responses((status = 200, description = "This OpenAPI 3 document, generated from the route table and the handlers' types",
+        body = Object, content_type = "application/json")))]
 async fn openapi_json(axum::Extension(OpenApiJson(document)): axum::Extension<OpenApiJson>) -> Response {
     ([(http::header::CONTENT_TYPE, "application/json")], document.as_ref().clone()).into_response()
 }
@@ -144,8 +171,9 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
-    responses((status = 200, body = GroupList), (status = "4XX", description = "401, 403", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/groups", operation_id = "list_groups", tag = "groups", security(("bearer" = [])),
+    responses((status = 200, description = "The groups of the current config, sorted by name", body = GroupList),
+              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json")))]
 async fn groups(AxumState(state): AxumState<Arc<State>>, actor: Actor) -> Result<Json<GroupList>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let settings = state.settings();

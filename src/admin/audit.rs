@@ -28,13 +28,17 @@ pub struct AuditQuery {
     /// e.g. `key.rotate`.
     action: Option<String>,
     /// 1-500, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, body = AuditPage), (status = "4XX", description = "400, 401, 403, 422", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of entries, newest first", body = AuditPage),
+              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
@@ -65,8 +69,10 @@ pub async fn list(
     Ok(Json(AuditPage { items, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = Verdict), (status = "4XX", description = "401, 403", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/audit/verify", operation_id = "verify_audit", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "The verdict on the whole hash chain", body = Verdict),
+              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn verify(AxumState(state): Shared, actor: Actor) -> Result<Json<Verdict>, AdminError> {
     actor.require(Scope::AuditRead)?;
     let log: Result<Vec<_>, _> = state.registry.store().audit_in_order().collect();

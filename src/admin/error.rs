@@ -181,6 +181,11 @@ impl<S: Send + Sync, T> axum::extract::FromRequestParts<S> for QueryParams<T> {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+    // serde's derived structs also accept a JSON array of the fields in order (`[null, 5]`); every
+    // body of this API is an object, so anything else is refused before it reaches them.
+    if bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
+        return Err(AdminError::BadRequest("the body must be a JSON object, {...}".into()));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -21,7 +21,7 @@ use super::views::{KeyPage, KeyView, ProblemView};
 use crate::config::{Config, Scope};
 use crate::index::LiveKey;
 use crate::key::KeyId;
-use crate::record::{unix_now, Environment, ExpirationState, Kind, RateLimitWire, Status};
+use crate::record::{unix_now, Environment, ExpirationState, Kind, RateLimitWire, Role, Status};
 use crate::registry::{KeyPatch, NewKey};
 use crate::state::State;
 
@@ -35,22 +35,34 @@ const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
-    /// 2-200 characters, unique among the owner's non-revoked keys.
+    /// 2-200 characters, not blank, no control characters; unique among the owner's non-revoked keys.
+    #[schema(value_type = String, required = true, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     name: Option<String>,
     /// `tenant` (default) or `service`.
+    #[schema(value_type = Option<Kind>)]
     kind: Option<String>,
-    /// Required for tenant keys, absent for service keys.
+    /// An existing tenant's id. Required for tenant keys (a tenant-restricted token's own tenant when
+    /// absent), absent or null for service keys.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
     tenant: Option<String>,
     /// `production`, `staging` or `development` (default).
+    #[schema(value_type = Option<Environment>)]
     environment: Option<String>,
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// `admin` (default) or `readonly`.
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
+    /// A group of the config (`GET /v1/groups`).
     group: Option<String>,
+    /// Permission names, 1-64 characters of `[A-Za-z0-9_.:-]` each.
     permissions: Option<Vec<String>>,
+    /// IP addresses or CIDR ranges; empty: any address.
     ip_allowlist: Option<Vec<String>>,
     #[schema(value_type = Option<RateLimitWire>)]
     rate_limit: Option<serde_json::Value>,
+    /// 1-200 visible ASCII characters.
+    #[schema(pattern = "^[!-~]{1,200}$")]
     customer_id: Option<String>,
     /// RFC 3339, or `YYYY-MM-DD` (23:59:59Z that day); in the future.
     expires_at: Option<String>,
@@ -61,29 +73,33 @@ pub struct CreateKeyBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchKeyBody {
+    /// Not null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     group: Option<Option<String>>,
+    /// Not null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, required = false)]
     permissions: Option<Option<Vec<String>>>,
+    /// Not null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Role, required = false)]
     role: Option<Option<String>>,
+    /// Not null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, required = false)]
     ip_allowlist: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<RateLimitWire>)]
     rate_limit: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[!-~]{1,200}$")]
     customer_id: Option<Option<String>>,
     // Known record fields that cannot be edited: accepted by the parser only to answer 422, not 400.
     #[schema(ignore)]
@@ -118,28 +134,35 @@ pub struct RotateBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma list of `active`, `inactive`, `revoked`, `expired`.
+    #[param(pattern = r"^ *(active|inactive|revoked|expired) *(, *(active|inactive|revoked|expired) *)*$")]
     status: Option<String>,
     /// `valid`, `expiring_soon` or `expired`.
+    #[param(value_type = Option<ExpirationState>)]
     expiration: Option<String>,
     /// Case-insensitive substring of the name or the description.
     q: Option<String>,
     tenant: Option<String>,
     /// `tenant` or `service`.
+    #[param(value_type = Option<Kind>)]
     kind: Option<String>,
+    #[param(value_type = Option<Environment>)]
     environment: Option<String>,
     /// A duration: keys never used, or last used before now minus it.
     unused_since: Option<String>,
     /// 1-500, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
 // === handlers ===
 
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = CreateKeyBody, security(("bearer" = [])),
     responses((status = 201, description = "Created; the answer holds `secret`", body = KeyView),
-              (status = "4XX", description = "400, 401, 403, 409 (name_taken, key_limit_reached), 413, 422", body = ProblemView)))]
+              (status = "4XX", description = "400, 401, 403, 409 (name_taken, key_limit_reached), 413, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
@@ -157,8 +180,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = KeyPage), (status = "4XX", description = "400, 401, 403, 422", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of matching keys, newest first", body = KeyPage),
+              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
@@ -185,16 +209,19 @@ pub async fn list(
     Ok(Json(KeyPage { items, next_cursor, total }))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "get_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The key", body = KeyView),
+              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let key = visible_key(&state, &actor, &id)?;
     Ok(Json(KeyView::new(&key, &state.settings().config, unix_now())))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = PatchKeyBody, security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", description = "400, 401, 403, 404, 409 name_taken, 413, 422", body = ProblemView)))]
+#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "patch_key", tag = "keys", params(("id" = String, Path)), request_body = PatchKeyBody, security(("bearer" = [])),
+    responses((status = 200, description = "The edited key", body = KeyView),
+              (status = "4XX", description = "400, 401, 403, 404, 409 name_taken, 413, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
@@ -211,9 +238,10 @@ pub async fn patch(
     Ok(Json(KeyView::new(&key, &settings.config, now)))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)), request_body = RotateBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys", params(("id" = String, Path)), request_body = RotateBody, security(("bearer" = [])),
     responses((status = 200, description = "Rotated; the answer holds the new `secret`", body = KeyView),
-              (status = "4XX", description = "400, 401, 403, 404, 409 invalid_state, 422", body = ProblemView)))]
+              (status = "4XX", description = "400, 401, 403, 404, 409 invalid_state, 413, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn rotate(
     AxumState(state): Shared,
     actor: Actor,
@@ -241,8 +269,10 @@ pub async fn rotate(
     Ok(Json(view))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView)))]
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The key, now revoked", body = KeyView),
+              (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn revoke(
     AxumState(state): Shared,
     actor: Actor,
@@ -255,21 +285,26 @@ pub async fn revoke(
     Ok(Json(KeyView::new(&key, &state.settings().config, now)))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView)))]
+#[utoipa::path(post, path = "/v1/keys/{id}/disable", operation_id = "disable_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The key, now inactive (already inactive: unchanged)", body = KeyView),
+              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, true).await
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView)))]
+#[utoipa::path(post, path = "/v1/keys/{id}/enable", operation_id = "enable_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The key, now active (already active: unchanged)", body = KeyView),
+              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, false).await
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "delete_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Deleted; the audit log keeps its history"),
-              (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
+              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn delete(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<StatusCode, AdminError> {
     actor.require(Scope::KeysDelete)?;
     let key = visible_key(&state, &actor, &id)?;

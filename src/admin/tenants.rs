@@ -24,16 +24,28 @@ type Shared = AxumState<Arc<State>>;
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
     /// `[a-z0-9][a-z0-9-]{1,62}`, chosen by the client.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
     id: Option<String>,
+    /// 2-200 characters, not blank, no control characters.
+    #[schema(value_type = String, required = true, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     name: Option<String>,
     /// Default: `tenants.default_key_limit` of the config.
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     key_limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantBody {
+    /// null or absent: unchanged.
+    #[schema(
+        min_length = 2,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     name: Option<String>,
+    /// null or absent: unchanged. May be below `keys_used`: existing keys keep working.
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     key_limit: Option<u32>,
 }
 
@@ -41,6 +53,7 @@ pub struct PatchTenantBody {
 pub struct TenantView {
     id: String,
     name: String,
+    #[schema(maximum = 4294967295_u64, format = Int64)]
     key_limit: u32,
     /// Keys of the tenant that are neither revoked nor expired.
     keys_used: usize,
@@ -58,8 +71,10 @@ impl TenantView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenantBody, security(("bearer" = [])),
-    responses((status = 201, body = TenantView), (status = "4XX", description = "400, 401, 403, 409 conflict, 422", body = ProblemView)))]
+#[utoipa::path(post, path = "/v1/tenants", operation_id = "create_tenant", tag = "tenants", request_body = CreateTenantBody, security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = TenantView),
+              (status = "4XX", description = "400, 401, 403, 409 conflict, 413, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
@@ -86,8 +101,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(TenantView::new(&state, doc))))
 }
 
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
-    responses((status = 200, body = TenantList), (status = "4XX", description = "401, 403", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/tenants", operation_id = "list_tenants", tag = "tenants", security(("bearer" = [])),
+    responses((status = 200, description = "Every tenant the token may see, sorted by id", body = TenantList),
+              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantList>, AdminError> {
     actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
     let items = state
@@ -100,8 +116,9 @@ pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantL
     Ok(Json(TenantList { items }))
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TenantView), (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
+#[utoipa::path(get, path = "/v1/tenants/{id}", operation_id = "get_tenant", tag = "tenants", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The tenant", body = TenantView),
+              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn get(
     AxumState(state): Shared,
     actor: Actor,
@@ -115,8 +132,10 @@ pub async fn get(
     Ok(Json(TenantView::new(&state, doc)))
 }
 
-#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path)), request_body = PatchTenantBody, security(("bearer" = [])),
-    responses((status = 200, body = TenantView), (status = "4XX", description = "400, 401, 403, 404, 422", body = ProblemView)))]
+#[utoipa::path(patch, path = "/v1/tenants/{id}", operation_id = "patch_tenant", tag = "tenants", params(("id" = String, Path)), request_body = PatchTenantBody, security(("bearer" = [])),
+    responses((status = 200, description = "The edited tenant", body = TenantView),
+              (status = "4XX", description = "400, 401, 403, 404, 413, 422", body = ProblemView, content_type = "application/problem+json"),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,

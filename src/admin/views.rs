@@ -11,25 +11,31 @@ use crate::config::Config;
 use crate::index::LiveKey;
 use crate::record::{rfc3339, Environment, ExpirationState, Kind, RateLimit, RateLimitWire, Role, Status};
 
-/// The key record (SPEC §2.2). `secret` appears only in create and rotate answers.
+/// The key record (SPEC §2.2). Every field but `secret` is always present (null when unset); `secret`
+/// appears only in create and rotate answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
+    #[schema(required)]
     pub description: Option<String>,
     pub kind: Kind,
+    #[schema(required)]
     pub tenant: Option<String>,
     pub environment: Environment,
     pub role: Role,
+    #[schema(required)]
     pub group: Option<String>,
     pub permissions: Vec<String>,
     /// Union of the group's and the direct permissions, sorted.
     pub effective_permissions: Vec<String>,
     pub ip_allowlist: Vec<String>,
     /// null: the environment's default.
-    #[schema(value_type = Option<RateLimitWire>)]
+    #[schema(value_type = Option<RateLimitWire>, required)]
     pub rate_limit: Option<RateLimit>,
+    #[schema(required)]
     pub customer_id: Option<String>,
+    #[schema(required)]
     pub expires_at: Option<String>,
     pub status: Status,
     pub expiration_state: ExpirationState,
@@ -39,9 +45,12 @@ pub struct KeyView {
     pub prefix: String,
     pub created_at: String,
     pub updated_at: String,
+    #[schema(required)]
     pub last_used_at: Option<String>,
+    #[schema(required)]
     pub last_used_ip: Option<String>,
     pub usage: UsageView,
+    #[schema(required)]
     pub rotation: Option<RotationView>,
     /// The full key, only in the create and rotate answers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +73,8 @@ pub struct RotationView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyPage {
     pub items: Vec<KeyView>,
+    /// null on the last page.
+    #[schema(required)]
     pub next_cursor: Option<String>,
     /// Keys matching the filters (visible to the token), across all pages.
     pub total: usize,
@@ -72,6 +83,8 @@ pub struct KeyPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
+    /// null on the last page.
+    #[schema(required)]
     pub next_cursor: Option<String>,
 }
 
@@ -102,7 +115,8 @@ pub struct ProblemView {
     pub code: String,
     pub detail: String,
     pub request_id: String,
-    /// For `validation_failed`: field name → what is allowed.
+    /// Only for `validation_failed`: field name → what is allowed.
+    #[schema(value_type = BTreeMap<String, String>, required = false)]
     pub fields: Option<BTreeMap<String, String>>,
 }
 
