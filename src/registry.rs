@@ -350,18 +350,21 @@ impl Registry {
             let mut doc = current.doc.clone();
             let changes = change(self, &mut doc)?;
             if changes.is_empty() {
-                return Ok(current);
+                // Nothing to write, but `current` may be another caller's change that is published and
+                // not yet durable: answering with it promises it too, so it waits like a write.
+                current
+            } else {
+                doc.updated_at = now;
+                let event = AuditEvent {
+                    action,
+                    target: id.to_string(),
+                    tenant: doc.tenant.clone(),
+                    changes: changes.into_iter().map(str::to_owned).collect(),
+                };
+                self.commit(Write::PutKey(&doc), origin, event, now)?;
+                self.lock_owners().update(&current.doc, &doc);
+                self.index.publish(doc)
             }
-            doc.updated_at = now;
-            let event = AuditEvent {
-                action,
-                target: id.to_string(),
-                tenant: doc.tenant.clone(),
-                changes: changes.into_iter().map(str::to_owned).collect(),
-            };
-            self.commit(Write::PutKey(&doc), origin, event, now)?;
-            self.lock_owners().update(&current.doc, &doc);
-            self.index.publish(doc)
         };
         self.store.durable().await?;
         Ok(live)
@@ -459,18 +462,19 @@ impl Registry {
             let mut changes = Vec::new();
             set(&mut doc.name, name, "name", &mut changes);
             set(&mut doc.key_limit, key_limit, "key_limit", &mut changes);
-            if changes.is_empty() {
-                return Ok(doc);
+            // With no change there is nothing to write, but the answer still waits for durability below:
+            // `doc` may hold another caller's change that is not yet on disk.
+            if !changes.is_empty() {
+                doc.updated_at = now;
+                let event = AuditEvent {
+                    action: "tenant.update",
+                    target: doc.id.clone(),
+                    tenant: Some(doc.id.clone()),
+                    changes: changes.into_iter().map(str::to_owned).collect(),
+                };
+                self.commit(Write::PutTenant(&doc), origin, event, now)?;
+                self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
             }
-            doc.updated_at = now;
-            let event = AuditEvent {
-                action: "tenant.update",
-                target: doc.id.clone(),
-                tenant: Some(doc.id.clone()),
-                changes: changes.into_iter().map(str::to_owned).collect(),
-            };
-            self.commit(Write::PutTenant(&doc), origin, event, now)?;
-            self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
             doc
         };
         self.store.durable().await?;

@@ -19,6 +19,7 @@ mod admin_scopes;
 mod admin_validation;
 mod bootstrap;
 mod cli;
+mod crash;
 mod environments;
 mod key_format;
 mod ops_access_log;
