@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, OpenApi, RefOr, Type};
+use utoipa::openapi::{Content, ObjectBuilder, OpenApi, RefOr, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,29 +69,30 @@ pub fn openapi() -> OpenApi {
     parts().1
 }
 
-/// The router and its document, with what the middleware adds described on every answer.
+/// The router and its document, with what the middleware and the error type add described on every
+/// answer (the handlers' annotations describe only what differs between them).
 fn parts() -> (Router<Arc<State>>, OpenApi) {
     let (router, mut document) = api().split_for_parts();
-    describe_request_id(&mut document);
-    (router, document)
-}
-
-/// Every answer carries `X-Request-Id` (the [`request_id`] middleware): the client's when sane,
-/// else 32 hex characters.
-fn describe_request_id(document: &mut OpenApi) {
     let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._-]{1,128}$")).build();
-    let mut header = Header::new(schema);
-    header.description = Some("The request's id: the client's `X-Request-Id` when sane, else generated".into());
+    let mut request_id = Header::new(schema);
+    request_id.description = Some("The request's id: the client's `X-Request-Id` when sane, else generated".into());
+    let is_problem = |body: &RefOr<Content>| matches!(body, RefOr::T(Content { schema: Some(RefOr::Ref(r)), .. }) if r.ref_location.ends_with("/ProblemView"));
     for item in document.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
             for response in operation.responses.responses.values_mut() {
-                if let RefOr::T(response) = response {
-                    response.headers.insert("X-Request-Id".into(), RefOr::T(header.clone()));
+                let RefOr::T(response) = response else { continue };
+                // Every answer carries `X-Request-Id` (the [`request_id`] middleware).
+                response.headers.insert("X-Request-Id".into(), RefOr::T(request_id.clone()));
+                // A `ProblemView` body is sent as problem+json (`AdminError`), not utoipa's default JSON.
+                if let Some(body) = response.content.shift_remove("application/json") {
+                    let content_type = if is_problem(&body) { problem::CONTENT_TYPE } else { "application/json" };
+                    response.content.insert(content_type.into(), body);
                 }
             }
         }
     }
+    (router, document)
 }
 
 /// THE route table.
@@ -173,7 +174,7 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
 
 #[utoipa::path(get, path = "/v1/groups", operation_id = "list_groups", tag = "groups", security(("bearer" = [])),
     responses((status = 200, description = "The groups of the current config, sorted by name", body = GroupList),
-              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403", body = ProblemView)))]
 async fn groups(AxumState(state): AxumState<Arc<State>>, actor: Actor) -> Result<Json<GroupList>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let settings = state.settings();

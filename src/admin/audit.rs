@@ -37,8 +37,8 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of entries, newest first", body = AuditPage),
-              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
@@ -71,8 +71,8 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/audit/verify", operation_id = "verify_audit", tag = "audit", security(("bearer" = [])),
     responses((status = 200, description = "The verdict on the whole hash chain", body = Verdict),
-              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn verify(AxumState(state): Shared, actor: Actor) -> Result<Json<Verdict>, AdminError> {
     actor.require(Scope::AuditRead)?;
     let log: Result<Vec<_>, _> = state.registry.store().audit_in_order().collect();

@@ -161,8 +161,8 @@ pub struct ListQuery {
 
 #[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = CreateKeyBody, security(("bearer" = [])),
     responses((status = 201, description = "Created; the answer holds `secret`", body = KeyView),
-              (status = "4XX", description = "400, 401, 403, 409 (name_taken, key_limit_reached), 413, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 409 (name_taken, key_limit_reached), 413, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
@@ -182,7 +182,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of matching keys, newest first", body = KeyPage),
-              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 422", body = ProblemView)))]
 pub async fn list(
     AxumState(state): Shared,
     actor: Actor,
@@ -211,7 +211,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "get_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The key", body = KeyView),
-              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
 pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let key = visible_key(&state, &actor, &id)?;
@@ -220,8 +220,8 @@ pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>)
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "patch_key", tag = "keys", params(("id" = String, Path)), request_body = PatchKeyBody, security(("bearer" = [])),
     responses((status = 200, description = "The edited key", body = KeyView),
-              (status = "4XX", description = "400, 401, 403, 404, 409 name_taken, 413, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 404, 409 name_taken, 413, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
@@ -240,8 +240,8 @@ pub async fn patch(
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys", params(("id" = String, Path)), request_body = RotateBody, security(("bearer" = [])),
     responses((status = 200, description = "Rotated; the answer holds the new `secret`", body = KeyView),
-              (status = "4XX", description = "400, 401, 403, 404, 409 invalid_state, 413, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 404, 409 invalid_state, 413, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn rotate(
     AxumState(state): Shared,
     actor: Actor,
@@ -271,8 +271,8 @@ pub async fn rotate(
 
 #[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The key, now revoked", body = KeyView),
-              (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn revoke(
     AxumState(state): Shared,
     actor: Actor,
@@ -287,24 +287,24 @@ pub async fn revoke(
 
 #[utoipa::path(post, path = "/v1/keys/{id}/disable", operation_id = "disable_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The key, now inactive (already inactive: unchanged)", body = KeyView),
-              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, true).await
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/enable", operation_id = "enable_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The key, now active (already active: unchanged)", body = KeyView),
-              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, false).await
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "delete_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Deleted; the audit log keeps its history"),
-              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn delete(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<StatusCode, AdminError> {
     actor.require(Scope::KeysDelete)?;
     let key = visible_key(&state, &actor, &id)?;

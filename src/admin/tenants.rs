@@ -73,8 +73,8 @@ impl TenantView {
 
 #[utoipa::path(post, path = "/v1/tenants", operation_id = "create_tenant", tag = "tenants", request_body = CreateTenantBody, security(("bearer" = [])),
     responses((status = 201, description = "Created", body = TenantView),
-              (status = "4XX", description = "400, 401, 403, 409 conflict, 413, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 409 conflict, 413, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn create(
     AxumState(state): Shared,
     actor: Actor,
@@ -103,7 +103,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/tenants", operation_id = "list_tenants", tag = "tenants", security(("bearer" = [])),
     responses((status = 200, description = "Every tenant the token may see, sorted by id", body = TenantList),
-              (status = "4XX", description = "401, 403", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403", body = ProblemView)))]
 pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantList>, AdminError> {
     actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
     let items = state
@@ -118,7 +118,7 @@ pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantL
 
 #[utoipa::path(get, path = "/v1/tenants/{id}", operation_id = "get_tenant", tag = "tenants", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The tenant", body = TenantView),
-              (status = "4XX", description = "401, 403, 404", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
 pub async fn get(
     AxumState(state): Shared,
     actor: Actor,
@@ -134,8 +134,8 @@ pub async fn get(
 
 #[utoipa::path(patch, path = "/v1/tenants/{id}", operation_id = "patch_tenant", tag = "tenants", params(("id" = String, Path)), request_body = PatchTenantBody, security(("bearer" = [])),
     responses((status = 200, description = "The edited tenant", body = TenantView),
-              (status = "4XX", description = "400, 401, 403, 404, 413, 422", body = ProblemView, content_type = "application/problem+json"),
-              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView, content_type = "application/problem+json")))]
+              (status = "4XX", description = "400, 401, 403, 404, 413, 422", body = ProblemView),
+              (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
