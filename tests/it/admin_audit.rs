@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::admin_helpers::{audit, entries, entry_hash, get_query, id, patched, rotate, secret, verify};
+use crate::admin_helpers::{audit, entries, entry_hash, for_each_page, get_query, id, patched, rotate, secret, verify};
 use crate::helpers::{check_admin_problem, Gateway};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -128,25 +128,12 @@ fn audit_cursor_paging_with_limit_2_visits_every_entry_once() {
     let all = chain(&g);
     assert_eq!(all.len(), 8);
     let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let mut q = vec![("limit", "2")];
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.as_str()));
-        }
-        let page = audit(&g, &q);
-        let items = entries(&page);
+    for_each_page(&g, audit, &[], 2, 10, |_, page| {
+        let items = entries(page);
         assert!(items.len() <= 2, "{page}");
         seen.extend(items.into_iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => {
-                cursor = None;
-                break;
-            }
-        }
-    }
-    assert!(cursor.is_none(), "paging did not end");
+        true
+    });
     let mut want: Vec<String> = all.iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()).collect();
     want.reverse();
     assert_eq!(seen, want, "every entry once, newest first");

@@ -153,17 +153,18 @@ pub(crate) fn expired_key(g: &Gateway, fields: Value) -> Value {
     rec
 }
 
-/// Walks `GET /v1/keys` page by page with `params` plus `limit`; calls `between` after each page;
-/// returns the ids in the order seen. Fails after `max_pages` pages.
-pub(crate) fn walk(
+/// Fetches a cursor-paged list (`fetch` is [`list`] or [`audit`]) page by page with `params` plus
+/// `limit`, handing each page to `visit` (with its number) until the last page or until `visit`
+/// returns false. Fails after `max_pages` pages.
+pub(crate) fn for_each_page(
     g: &Gateway,
+    fetch: fn(&Gateway, &[(&str, &str)]) -> Value,
     params: &[(&str, &str)],
     limit: usize,
     max_pages: usize,
-    mut between: impl FnMut(usize),
-) -> Vec<String> {
+    mut visit: impl FnMut(usize, &Value) -> bool,
+) {
     let limit = limit.to_string();
-    let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for page_no in 0..max_pages {
         let mut q: Vec<(&str, &str)> = params.to_vec();
@@ -171,15 +172,36 @@ pub(crate) fn walk(
         if let Some(c) = &cursor {
             q.push(("cursor", c));
         }
-        let page = list(g, &q);
-        let items = ids(&page);
-        assert!(items.len() <= limit.parse::<usize>().unwrap(), "page larger than limit: {}", items.len());
-        seen.extend(items);
+        let page = fetch(g, &q);
+        if !visit(page_no, &page) {
+            return;
+        }
         match page["next_cursor"].as_str() {
-            None => return seen,
+            None => return,
             Some(c) => cursor = Some(c.to_owned()),
         }
-        between(page_no);
     }
     panic!("the walk did not end within {max_pages} pages");
+}
+
+/// Walks `GET /v1/keys` page by page with `params` plus `limit`; calls `between` after each page
+/// that has a next one; returns the ids in the order seen. Fails after `max_pages` pages.
+pub(crate) fn walk(
+    g: &Gateway,
+    params: &[(&str, &str)],
+    limit: usize,
+    max_pages: usize,
+    mut between: impl FnMut(usize),
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    for_each_page(g, list, params, limit, max_pages, |page_no, page| {
+        let items = ids(page);
+        assert!(items.len() <= limit, "page larger than limit: {}", items.len());
+        seen.extend(items);
+        if page["next_cursor"].is_string() {
+            between(page_no);
+        }
+        true
+    });
+    seen
 }

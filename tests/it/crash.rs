@@ -35,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
 
-use crate::admin_helpers::{audit, list, verify};
+use crate::admin_helpers::{audit, for_each_page, list, verify};
 use crate::helpers::{check_proxy_problem, poll, Gateway, RequestExt, ENVIRONMENTS, HTTP_TIMEOUT, WHOAMI};
 
 /// Admin clients making mutations concurrently.
@@ -651,49 +651,28 @@ fn check_usage(
 /// Every key record, by id (all pages of `GET /v1/keys`).
 fn all_keys(g: &Gateway) -> HashMap<String, Value> {
     let mut out = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit", "500".to_string())];
-        if let Some(c) = &cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = list(g, &params);
+    for_each_page(g, list, &[], 500, usize::MAX, |_, page| {
         for item in page["items"].as_array().expect("items") {
             out.insert(str_of(item, "id").to_string(), item.clone());
         }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
+        true
+    });
+    out
 }
 
 /// Adds the audit entries newer than the newest in `seen` (pages newest first).
 fn fetch_new_audit(g: &Gateway, seen: &mut BTreeMap<u64, Value>) {
     let newest = seen.keys().next_back().copied().unwrap_or(0);
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit", "500".to_string())];
-        if let Some(c) = &cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = audit(g, &params);
-        let mut reached_known = false;
+    for_each_page(g, audit, &[], 500, usize::MAX, |_, page| {
         for entry in page["items"].as_array().expect("items") {
             let id: u64 = str_of(entry, "id").parse().unwrap_or_else(|_| panic!("audit id is not a number: {entry}"));
             if id <= newest {
-                reached_known = true;
-                break;
+                return false;
             }
             seen.insert(id, entry.clone());
         }
-        match page["next_cursor"].as_str() {
-            Some(c) if !reached_known => cursor = Some(c.to_string()),
-            _ => return,
-        }
-    }
+        true
+    });
 }
 
 /// Settles what a mutator had in flight at the kill from what the store now holds, or fails when the
