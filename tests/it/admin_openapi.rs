@@ -1,9 +1,13 @@
 //! `GET /openapi.json` (SPEC 5): served without a token, an OpenAPI 3 document that lists every route
-//! of SPEC 5's table with its methods, and whose create-key body schema describes `name`.
+//! of SPEC 5's table with its methods, whose create-key body schema describes `name`, and which
+//! describes what the server really answers (found by `scripts/schemathesis`): unique operation ids,
+//! `X-Request-Id` on every answer, errors as problem+json, the 500 the store can cause.
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::helpers::Gateway;
+use crate::helpers::{check_admin_problem, Gateway};
 
 /// SPEC 5's route table: (method, path) with `{id}` path parameters.
 const ROUTES: &[(&str, &str)] = &[
@@ -88,4 +92,59 @@ fn the_create_key_body_schema_describes_name() {
     for field in ["kind", "tenant", "environment", "expires_at"] {
         assert!(props.contains_key(field), "the create body schema lacks {field}: {schema}");
     }
+}
+
+/// Every (method, path, operation) of the document.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if ["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&method.as_str()) {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn error_answers_are_documented_as_problem_json_and_the_ids_are_unique() {
+    let g = Gateway::new();
+    let doc = document(&g);
+    let mut ids = HashSet::new();
+    for (method, path, op) in operations(&doc) {
+        let op_id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+        assert!(ids.insert(op_id.to_owned()), "operationId {op_id:?} is used twice ({method} {path})");
+        for (status, response) in op["responses"].as_object().expect("responses") {
+            assert!(
+                response["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status}: a response needs a description"
+            );
+            assert!(
+                response["headers"].get("X-Request-Id").is_some(),
+                "{method} {path} {status}: every answer carries X-Request-Id"
+            );
+            // `/readyz`'s 503 is its `{"status": "starting"}` JSON; every other error is a problem.
+            if (status.starts_with('4') || status.starts_with('5')) && path != "/readyz" {
+                let content = response["content"].as_object().unwrap_or_else(|| panic!("{method} {path} {status}"));
+                let types: Vec<&String> = content.keys().collect();
+                assert_eq!(types, ["application/problem+json"], "{method} {path} {status}");
+            }
+        }
+    }
+    // The store can fail under every mutation and the audit reads: 500 internal_error is documented.
+    for (method, path) in
+        [("post", "/v1/keys"), ("delete", "/v1/keys/{id}"), ("patch", "/v1/tenants/{id}"), ("get", "/v1/audit")]
+    {
+        assert!(doc["paths"][path][method]["responses"].get("500").is_some(), "{method} {path}: no 500");
+    }
+}
+
+#[test]
+fn an_error_answer_matches_its_documented_content_type() {
+    let g = Gateway::new();
+    let r = g.api_as("POST", "/v1/keys/AAAAAAAAAAAAAAAA/revoke", None, None);
+    check_admin_problem(&r, 401, "unauthorized");
+    let r = g.api("POST", "/v1/keys/AAAAAAAAAAAAAAAA/revoke", None);
+    check_admin_problem(&r, 404, "not_found");
 }

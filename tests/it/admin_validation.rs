@@ -140,3 +140,34 @@ fn every_error_answer_is_problem_json_with_the_request_id_of_its_header() {
     let body = check_admin_problem(&r, 404, "not_found");
     assert_eq!(body["request_id"], r.header("x-request-id").unwrap_or_default(), "{r:?}");
 }
+
+// Found by scripts/schemathesis: serde's derived structs also read a JSON array of the fields in order.
+#[test]
+fn an_array_of_a_bodys_fields_in_order_is_400_not_the_object() {
+    let g = Gateway::new();
+    // CreateTenantBody is {id, name, key_limit}: serde's derive would read this array as one.
+    check_admin_problem(&raw(&g, "POST", "/v1/tenants", r#"["arr", "Array Corp", 5]"#), 400, "bad_request");
+    check_admin_problem(&g.api("GET", "/v1/tenants/arr", None), 404, "not_found");
+
+    // PatchTenantBody is {name, key_limit}.
+    check_admin_problem(&raw(&g, "PATCH", "/v1/tenants/acme", r#"["Renamed", 7]"#), 400, "bad_request");
+    let acme = g.api("GET", "/v1/tenants/acme", None).json();
+    assert_eq!((acme["name"].as_str(), acme["key_limit"].as_u64()), (Some("Acme"), Some(100)), "{acme}");
+
+    // RotateBody is {expires_at, grace_period}: an array must not rotate the key.
+    let rec = g.new_key(json!({}));
+    let path = format!("/v1/keys/{}/rotate", id(&rec));
+    check_admin_problem(&raw(&g, "POST", &path, "[null, null]"), 400, "bad_request");
+    let after = g.key(id(&rec));
+    assert_eq!(after["mark"], rec["mark"], "the key was rotated by an array body: {after}");
+    assert!(after["rotation"].is_null(), "{after}");
+
+    // Other JSON values that are not objects, with and without leading whitespace.
+    for body in ["null", "5", "\"name\"", "true", " \n[]", "\t[{}]"] {
+        check_admin_problem(&raw(&g, "POST", "/v1/tenants", body), 400, "bad_request");
+        check_admin_problem(&raw(&g, "POST", &path, body), 400, "bad_request");
+    }
+    // An object after leading whitespace is still a body.
+    let r = raw(&g, "POST", "/v1/tenants", " \r\n\t{\"id\": \"spaced\", \"name\": \"Spaced\"}");
+    assert_eq!(r.status, 201, "{r:?}");
+}

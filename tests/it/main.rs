@@ -14,7 +14,6 @@ mod admin_list;
 mod admin_openapi;
 mod admin_race;
 mod admin_rotate;
-mod admin_schemathesis;
 mod admin_scopes;
 mod admin_validation;
 mod bootstrap;
