@@ -101,12 +101,17 @@ impl Digest {
     }
 
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || !text.is_ascii() {
+        // Digit by digit: `u8::from_str_radix` would also take a leading `+`.
+        fn nibble(digit: u8) -> Option<u8> {
+            (digit as char).to_digit(16).map(|value| value as u8)
+        }
+        let text = text.as_bytes();
+        if text.len() != 64 {
             return None;
         }
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
         }
         Some(Digest(out))
     }
@@ -322,6 +327,17 @@ mod tests {
         assert!(!a.matches(&Digest::of(b"two")));
         assert_eq!(Digest::from_hex(&a.to_hex()), Some(a));
         assert_eq!(Digest::from_hex("zz"), None);
+        assert_eq!(Digest::from_hex(&a.to_hex().to_uppercase()), Some(a));
+    }
+
+    #[test]
+    fn digest_hex_takes_hex_digits_only() {
+        // Found by the key_parse fuzz target: a `+` sign before a pair was read as a digit pair.
+        let hex = Digest::of(b"one").to_hex();
+        for bad in [format!("+{}", &hex[1..]), format!("{}+{}", &hex[..10], &hex[11..]), format!("{} ", &hex[1..])] {
+            assert_eq!(Digest::from_hex(&bad), None, "{bad:?}");
+        }
+        assert_eq!(Digest::from_hex(&format!("é{}", &hex[2..])), None);
     }
 
     #[test]
