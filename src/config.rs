@@ -136,9 +136,8 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             // Re-run with path tracking to say where the type error is.
             let deserializer = serde_yaml::Deserializer::from_str(text);
             serde_path_to_error::deserialize::<_, FileConfig>(deserializer).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                vec![ConfigError::new(if path == "?" { "." } else { &path }, inner)]
+                let path = render_error_path(e.path());
+                vec![ConfigError::new(&path, e.into_inner().to_string())]
             })
         })?;
     let mut errors: Vec<ConfigError> = unknown
@@ -152,20 +151,50 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+/// The path of an unknown key, as `serde_ignored` reports it.
 fn render_ignored(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", render_ignored(parent)),
-        P::Map { parent, key } => {
-            let parent = render_ignored(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
+    fn walk(path: &serde_ignored::Path<'_>) -> String {
+        use serde_ignored::Path as P;
+        match path {
+            P::Root => String::new(),
+            P::Seq { parent, index } => format!("{}[{index}]", walk(parent)),
+            P::Map { parent, key } => child_path(&walk(parent), key),
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => walk(parent),
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => render_ignored(parent),
+    }
+    root_if_empty(walk(path))
+}
+
+/// The path of a type or syntax error, as `serde_path_to_error` reports it.
+fn render_error_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment as S;
+    let rendered = path.iter().fold(String::new(), |parent, segment| match segment {
+        S::Seq { index } => format!("{parent}[{index}]"),
+        S::Map { key } | S::Enum { variant: key } => child_path(&parent, key),
+        // A key that is not a string: the error is about its parent.
+        S::Unknown => parent,
+    });
+    root_if_empty(rendered)
+}
+
+/// `parent.key`, where an empty `parent` is the root. A key that is empty or more than a plain word is
+/// quoted, so every error names a place in the file: `environments.""`, `groups."a.b"`.
+fn child_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+    let key = if plain { key.to_owned() } else { format!("{key:?}") };
+    if parent.is_empty() {
+        key
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// The root of the file is written `.`.
+fn root_if_empty(path: String) -> String {
+    if path.is_empty() {
+        ".".to_owned()
+    } else {
+        path
     }
 }
 
@@ -190,7 +219,7 @@ impl Validator<'_> {
             .map(|(name, g)| {
                 if !valid_identifier(&name) {
                     self.fail(
-                        format!("groups.{name}"),
+                        child_path("groups", &name),
                         format!("{name:?} is not a group name ([A-Za-z0-9_.:-], 1-64 characters)"),
                     );
                 }
@@ -289,7 +318,7 @@ impl Validator<'_> {
             self.fail("environments", "configure at least one of production, staging, development");
         }
         for (name, e) in envs {
-            let base = format!("environments.{name}");
+            let base = child_path("environments", &name);
             let Some(env) = Environment::from_name(&name) else {
                 self.fail(&base, format!("{name:?} is not an environment (production, staging, development)"));
                 continue;
@@ -633,6 +662,22 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_dotted_keys_are_quoted_in_error_paths() {
+        // Found by the config_load fuzz target: an empty key gave an error with an empty path.
+        for (text, expected) in [
+            ("\"\": 1\n", "\"\": unknown key"),
+            ("\"\": [\n", "\"\": "),
+            ("proxy:\n  \"\": 1\n", "proxy.\"\": unknown key"),
+            ("environments:\n  \"\": {upstreams: [\"127.0.0.1:1\"]}\n", "environments.\"\": \"\" is not an environment"),
+            (&format!("{MINIMAL}groups:\n  \"a b\": {{permissions: []}}\n"), "groups.\"a b\": "),
+            ("[1]\n", ".: "),
+        ] {
+            let errs = errors(text);
+            assert!(errs.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errs:#?}");
+        }
+    }
+
+    #[test]
     fn hosts_are_lower_cased_and_unique() {
         let ok = parse("environments:\n  production: {hosts: [\"API.Example.com\"], upstreams: [\"127.0.0.1:1\"]}\n")
             .unwrap();
@@ -663,6 +708,7 @@ mod tests {
                 "trusted_proxies",
                 "upstream_timeout",
                 "failed_auth_limit",
+                "",
                 "environments",
                 "production",
                 "staging",
