@@ -180,6 +180,30 @@ impl<S: Send + Sync, T> axum::extract::FromRequestParts<S> for QueryParams<T> {
     }
 }
 
+/// The `{id}` of a key or tenant path. axum's `Path<String>` answers an id that is not UTF-8 once
+/// percent-decoded (`/v1/keys/%FF`) with a plain-text 400 of its own, before the handler runs. Such an
+/// id names nothing, so here it becomes `U+FFFD`, which no key or tenant id contains: the handler
+/// checks the caller's scope and then answers 404 `not_found`, as for any other unknown id.
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, AdminError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(IdPath(id)),
+            Err(PathRejection::FailedToDeserializePathParams(e))
+                if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+            {
+                Ok(IdPath(char::REPLACEMENT_CHARACTER.to_string()))
+            }
+            Err(other) => Err(AdminError::Internal(format!("path {{id}} extraction: {other}"))),
+        }
+    }
+}
+
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     // serde's derived structs also accept a JSON array of the fields in order (`[null, 5]`); every
     // body of this API is an object, so anything else is refused before it reaches them.

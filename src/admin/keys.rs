@@ -8,14 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Actor;
-use super::error::{AdminError, JsonBody, QueryParams};
+use super::error::{AdminError, IdPath, JsonBody, QueryParams};
 use super::validate::Fields;
 use super::views::{KeyPage, KeyView, ProblemView};
 use crate::config::{Config, Scope};
@@ -212,7 +212,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "get_key", tag = "keys", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The key", body = KeyView),
               (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
-pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn get(AxumState(state): Shared, actor: Actor, IdPath(id): IdPath) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysRead)?;
     let key = visible_key(&state, &actor, &id)?;
     Ok(Json(KeyView::new(&key, &state.settings().config, unix_now())))
@@ -225,7 +225,7 @@ pub async fn get(AxumState(state): Shared, actor: Actor, Path(id): Path<String>)
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     body: JsonBody<PatchKeyBody>,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
@@ -245,7 +245,7 @@ pub async fn patch(
 pub async fn rotate(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     body: JsonBody<RotateBody>,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
@@ -276,7 +276,7 @@ pub async fn rotate(
 pub async fn revoke(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
@@ -289,7 +289,7 @@ pub async fn revoke(
     responses((status = 200, description = "The key, now inactive (already inactive: unchanged)", body = KeyView),
               (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView),
               (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
-pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn disable(state: Shared, actor: Actor, id: IdPath) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, true).await
 }
 
@@ -297,7 +297,7 @@ pub async fn disable(state: Shared, actor: Actor, id: Path<String>) -> Result<Js
     responses((status = 200, description = "The key, now active (already active: unchanged)", body = KeyView),
               (status = "4XX", description = "401, 403, 404, 409 invalid_state", body = ProblemView),
               (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
-pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Json<KeyView>, AdminError> {
+pub async fn enable(state: Shared, actor: Actor, id: IdPath) -> Result<Json<KeyView>, AdminError> {
     set_disabled(state, actor, id, false).await
 }
 
@@ -305,7 +305,7 @@ pub async fn enable(state: Shared, actor: Actor, id: Path<String>) -> Result<Jso
     responses((status = 204, description = "Deleted; the audit log keeps its history"),
               (status = "4XX", description = "401, 403, 404", body = ProblemView),
               (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
-pub async fn delete(AxumState(state): Shared, actor: Actor, Path(id): Path<String>) -> Result<StatusCode, AdminError> {
+pub async fn delete(AxumState(state): Shared, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, AdminError> {
     actor.require(Scope::KeysDelete)?;
     let key = visible_key(&state, &actor, &id)?;
     state.registry.delete(key.doc.id, &actor.origin(), unix_now()).await?;
@@ -315,7 +315,7 @@ pub async fn delete(AxumState(state): Shared, actor: Actor, Path(id): Path<Strin
 async fn set_disabled(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     disabled: bool,
 ) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Actor;
-use super::error::{AdminError, JsonBody};
+use super::error::{AdminError, IdPath, JsonBody};
 use super::validate::{valid_name, Fields};
 use super::views::ProblemView;
 use crate::config::Scope;
@@ -122,7 +122,7 @@ pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantL
 pub async fn get(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<TenantView>, AdminError> {
     actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
     if !actor.sees(Some(&id)) {
@@ -139,10 +139,12 @@ pub async fn get(
 pub async fn patch(
     AxumState(state): Shared,
     actor: Actor,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     body: JsonBody<PatchTenantBody>,
 ) -> Result<Json<TenantView>, AdminError> {
     require_unrestricted_manager(&actor)?;
+    // Tenants are never deleted, so a tenant found here is still there for the update.
+    state.registry.tenant(&id).ok_or(AdminError::NotFound)?;
     let body = body.parse()?;
     let mut fields = Fields::default();
     let name =

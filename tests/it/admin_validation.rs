@@ -94,6 +94,39 @@ fn an_unknown_route_is_404_not_found_problem_json() {
 }
 
 #[test]
+fn an_id_that_is_not_utf8_is_404_not_found_problem_json_on_every_id_route() {
+    // Found by the admin_decode fuzz target: axum answered these with a text/plain 400 of its own.
+    let g = Gateway::new();
+    let rec = g.new_key(json!({}));
+    for bad_id in ["%FF", "%C3%28", "AAAA%80AAAAAAAAAAAA"] {
+        for (method, path, body) in [
+            ("GET", format!("/v1/keys/{bad_id}"), None),
+            ("PATCH", format!("/v1/keys/{bad_id}"), Some(json!({"description": "x"}))),
+            ("DELETE", format!("/v1/keys/{bad_id}"), None),
+            ("POST", format!("/v1/keys/{bad_id}/rotate"), Some(json!({}))),
+            ("POST", format!("/v1/keys/{bad_id}/revoke"), None),
+            ("POST", format!("/v1/keys/{bad_id}/disable"), None),
+            ("POST", format!("/v1/keys/{bad_id}/enable"), None),
+            ("GET", format!("/v1/tenants/{bad_id}"), None),
+            ("PATCH", format!("/v1/tenants/{bad_id}"), Some(json!({"name": "Renamed"}))),
+        ] {
+            check_admin_problem(&g.api(method, &path, body), 404, "not_found");
+        }
+        check_admin_problem(&g.api_as("GET", &format!("/v1/keys/{bad_id}"), None, None), 401, "unauthorized");
+    }
+    assert_eq!(g.key(id(&rec))["status"], "active");
+}
+
+#[test]
+fn an_unknown_id_is_404_before_its_body_is_looked_at() {
+    let g = Gateway::new();
+    for path in ["/v1/keys/AAAAAAAAAAAAAAAA", "/v1/keys/nope", "/v1/tenants/nope", "/v1/tenants/%FF"] {
+        check_admin_problem(&raw(&g, "PATCH", path, "[not json"), 404, "not_found");
+    }
+    check_admin_problem(&raw(&g, "POST", "/v1/keys/AAAAAAAAAAAAAAAA/rotate", "[not json"), 404, "not_found");
+}
+
+#[test]
 fn a_wrong_method_on_a_route_is_405_problem_json() {
     let g = Gateway::new();
     let rec = g.new_key(json!({}));
