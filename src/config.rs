@@ -668,7 +668,10 @@ mod tests {
             ("\"\": 1\n", "\"\": unknown key"),
             ("\"\": [\n", "\"\": "),
             ("proxy:\n  \"\": 1\n", "proxy.\"\": unknown key"),
-            ("environments:\n  \"\": {upstreams: [\"127.0.0.1:1\"]}\n", "environments.\"\": \"\" is not an environment"),
+            (
+                "environments:\n  \"\": {upstreams: [\"127.0.0.1:1\"]}\n",
+                "environments.\"\": \"\" is not an environment",
+            ),
             (&format!("{MINIMAL}groups:\n  \"a b\": {{permissions: []}}\n"), "groups.\"a b\": "),
             ("[1]\n", ".: "),
         ] {

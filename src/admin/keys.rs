@@ -273,11 +273,7 @@ pub async fn rotate(
     responses((status = 200, description = "The key, now revoked", body = KeyView),
               (status = "4XX", description = "401, 403, 404, 409 already_revoked", body = ProblemView),
               (status = 500, description = "internal_error: the store failed (details in the gateway log)", body = ProblemView)))]
-pub async fn revoke(
-    AxumState(state): Shared,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<Json<KeyView>, AdminError> {
+pub async fn revoke(AxumState(state): Shared, actor: Actor, IdPath(id): IdPath) -> Result<Json<KeyView>, AdminError> {
     actor.require(Scope::KeysUpdate)?;
     let key = visible_key(&state, &actor, &id)?;
     let now = unix_now();

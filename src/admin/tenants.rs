@@ -119,11 +119,7 @@ pub async fn list(AxumState(state): Shared, actor: Actor) -> Result<Json<TenantL
 #[utoipa::path(get, path = "/v1/tenants/{id}", operation_id = "get_tenant", tag = "tenants", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The tenant", body = TenantView),
               (status = "4XX", description = "401, 403, 404", body = ProblemView)))]
-pub async fn get(
-    AxumState(state): Shared,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<Json<TenantView>, AdminError> {
+pub async fn get(AxumState(state): Shared, actor: Actor, IdPath(id): IdPath) -> Result<Json<TenantView>, AdminError> {
     actor.require_any(&[Scope::TenantsManage, Scope::KeysRead])?;
     if !actor.sees(Some(&id)) {
         return Err(AdminError::NotFound);
