@@ -74,7 +74,7 @@ pub struct RateLimit {
 }
 
 /// The JSON/YAML shape of [`RateLimit`]; exactly one of the three periods must be set.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +86,39 @@ pub struct RateLimitWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
 }
+
+/// The OpenAPI schema says what [`RateLimit::try_from`] accepts, which a derived one cannot:
+/// exactly one period, every count at least 1.
+impl utoipa::PartialSchema for RateLimitWire {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let count = |what: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX))
+                .description(Some(what))
+        };
+        let one_period = |period: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(period, count("requests per period, on average"))
+                .required(period)
+                .property("burst", count("requests at once (default: the per-period count)"))
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(one_period("per_second"))
+            .item(one_period("per_minute"))
+            .item(one_period("per_hour"))
+            .description(Some(
+                "A GCRA rate limit: exactly one of per_second, per_minute, per_hour, and an optional burst",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RateLimitWire {}
 
 /// The durable record of a key. Field names match the admin API where they overlap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

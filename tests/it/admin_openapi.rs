@@ -1,13 +1,14 @@
 //! `GET /openapi.json` (SPEC 5): served without a token, an OpenAPI 3 document that lists every route
 //! of SPEC 5's table with its methods, whose create-key body schema describes `name`, and which
 //! describes what the server really answers (found by `scripts/schemathesis`): unique operation ids,
-//! `X-Request-Id` on every answer, errors as problem+json, the 500 the store can cause.
+//! `X-Request-Id` on every answer, errors as problem+json, the 500 the store can cause, a rate limit
+//! as exactly one period.
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::helpers::{check_admin_problem, Gateway};
+use crate::helpers::{check_admin_problem, key_body, Gateway};
 
 /// SPEC 5's route table: (method, path) with `{id}` path parameters.
 const ROUTES: &[(&str, &str)] = &[
@@ -92,6 +93,49 @@ fn the_create_key_body_schema_describes_name() {
     for field in ["kind", "tenant", "environment", "expires_at"] {
         assert!(props.contains_key(field), "the create body schema lacks {field}: {schema}");
     }
+}
+
+#[test]
+fn the_rate_limit_schema_is_exactly_one_period_of_at_least_1_as_the_server_checks() {
+    let g = Gateway::new();
+    let doc = document(&g);
+    let create = &doc["paths"]["/v1/keys"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let create = resolve(&doc, create);
+    assert!(create["properties"]["rate_limit"].to_string().contains("#/components/schemas/RateLimitWire"), "{create}");
+    let schema = &doc["components"]["schemas"]["RateLimitWire"];
+    let branches = schema["oneOf"].as_array().unwrap_or_else(|| panic!("not a oneOf: {schema}"));
+    let mut periods = Vec::new();
+    for branch in branches {
+        let period = branch["required"][0].as_str().unwrap_or_else(|| panic!("no required period: {branch}"));
+        assert_eq!(branch["required"].as_array().map(Vec::len), Some(1), "{branch}");
+        assert_eq!(branch["additionalProperties"], false, "{branch}");
+        let mut names: Vec<&str> =
+            branch["properties"].as_object().expect("properties").keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        let mut expected = vec!["burst", period];
+        expected.sort_unstable();
+        assert_eq!(names, expected, "{branch}");
+        for name in names {
+            assert_eq!(branch["properties"][name]["minimum"], 1, "{branch}");
+        }
+        // The server takes what the branch admits, and refuses what it does not.
+        let limit = json!({period: 7, "burst": 3});
+        let rec = g.new_key(json!({"rate_limit": limit}));
+        assert_eq!(rec["rate_limit"], limit);
+        for refused in [json!({period: 0}), json!({period: 7, "burst": 0}), json!({period: 7, "per_day": 7})] {
+            let r = g.api("POST", "/v1/keys", Some(key_body(json!({"rate_limit": refused}))));
+            check_admin_problem(&r, 422, "validation_failed");
+        }
+        periods.push(period);
+    }
+    periods.sort_unstable();
+    assert_eq!(periods, ["per_hour", "per_minute", "per_second"]);
+    let two = json!({"per_second": 1, "per_minute": 1});
+    check_admin_problem(
+        &g.api("POST", "/v1/keys", Some(key_body(json!({"rate_limit": two})))),
+        422,
+        "validation_failed",
+    );
 }
 
 /// Every (method, path, operation) of the document.
