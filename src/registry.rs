@@ -7,7 +7,7 @@
 //! so the proxy sees changes in store order; the durability wait happens after the lock is released,
 //! so concurrent mutations share one flush (group commit). A revoke, disable or rotation is therefore
 //! in effect in the proxy *before* its answer is sent, and the answer is sent only once the change is
-//! on disk.
+//! on disk. Refusals wait too: "already revoked" is only said of a revoke that is on disk.
 //!
 //! Field formats are the admin API's job; this module enforces the rules that depend on state:
 //! tenants exist, names are unique among non-revoked keys of an owner, tenant key limits, lifecycle
@@ -158,8 +158,7 @@ impl Registry {
         origin: &Origin,
         now: i64,
     ) -> Result<(Arc<LiveKey>, Secret), RegistryError> {
-        let created = {
-            let _guard = self.write_lock.lock().await;
+        self.write(|| {
             if let Some(tenant) = &new.tenant {
                 let limit = self.tenant(tenant).ok_or_else(|| RegistryError::UnknownTenant(tenant.clone()))?.key_limit;
                 if self.keys_used(tenant, now) >= limit as usize {
@@ -184,10 +183,9 @@ impl Registry {
                 AuditEvent { action: "key.create", target: id.to_string(), tenant: doc.tenant.clone(), changes };
             self.commit(Write::PutKey(&doc), origin, event, now)?;
             self.lock_owners().add(&doc);
-            (self.index.publish(doc), secret)
-        };
-        self.store.durable().await?;
-        Ok(created)
+            Ok((self.index.publish(doc), secret))
+        })
+        .await
     }
 
     /// Edits the editable fields; records the names of the fields that really changed.
@@ -316,8 +314,7 @@ impl Registry {
 
     /// Deletes a key record; the audit log keeps its history.
     pub async fn delete(&self, id: KeyId, origin: &Origin, now: i64) -> Result<(), RegistryError> {
-        {
-            let _guard = self.write_lock.lock().await;
+        self.write(|| {
             let doc = self.index.get(&id).ok_or(RegistryError::NotFound)?.doc.clone();
             let event = AuditEvent {
                 action: "key.delete",
@@ -328,14 +325,14 @@ impl Registry {
             self.commit(Write::DeleteKey(id), origin, event, now)?;
             self.lock_owners().remove(&doc);
             self.index.remove(&id);
-        }
-        self.store.durable().await?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Applies `change` to a copy of the key's record; when it changed something, stores the record
     /// with an audit entry naming the changed fields and publishes it. A change of nothing writes
-    /// nothing (idempotent calls leave no audit noise).
+    /// nothing (idempotent calls leave no audit noise), but is answered like a write, see [`Self::write`].
     async fn mutate(
         &self,
         id: KeyId,
@@ -344,30 +341,39 @@ impl Registry {
         now: i64,
         change: impl FnOnce(&Self, &mut KeyDoc) -> Result<Vec<&'static str>, RegistryError>,
     ) -> Result<Arc<LiveKey>, RegistryError> {
-        let live = {
-            let _guard = self.write_lock.lock().await;
+        self.write(|| {
             let current = self.index.get(&id).ok_or(RegistryError::NotFound)?;
             let mut doc = current.doc.clone();
             let changes = change(self, &mut doc)?;
             if changes.is_empty() {
-                // Nothing to write, but `current` may be another caller's change that is published and
-                // not yet durable: answering with it promises it too, so it waits like a write.
-                current
-            } else {
-                doc.updated_at = now;
-                let event = AuditEvent {
-                    action,
-                    target: id.to_string(),
-                    tenant: doc.tenant.clone(),
-                    changes: changes.into_iter().map(str::to_owned).collect(),
-                };
-                self.commit(Write::PutKey(&doc), origin, event, now)?;
-                self.lock_owners().update(&current.doc, &doc);
-                self.index.publish(doc)
+                return Ok(current);
             }
+            doc.updated_at = now;
+            let event = AuditEvent {
+                action,
+                target: id.to_string(),
+                tenant: doc.tenant.clone(),
+                changes: changes.into_iter().map(str::to_owned).collect(),
+            };
+            self.commit(Write::PutKey(&doc), origin, event, now)?;
+            self.lock_owners().update(&current.doc, &doc);
+            Ok(self.index.publish(doc))
+        })
+        .await
+    }
+
+    /// Runs `mutation` under `write_lock`, then answers once everything written so far is durable
+    /// (group commit: the wait happens after the lock is released). Every answer waits, not only a
+    /// write: a no-op or a refusal (`already_revoked`, `name_taken`, `invalid_state`, ...) may report
+    /// another caller's change that is published but not yet on disk, and a client told "already
+    /// revoked" must not see the key come back after a crash.
+    async fn write<T>(&self, mutation: impl FnOnce() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
+        let outcome = {
+            let _guard = self.write_lock.lock().await;
+            mutation()
         };
         self.store.durable().await?;
-        Ok(live)
+        outcome
     }
 
     /// Writes the record and the next audit entry in one transaction and advances the chain.
@@ -428,8 +434,7 @@ impl Registry {
         origin: &Origin,
         now: i64,
     ) -> Result<TenantDoc, RegistryError> {
-        let doc = {
-            let _guard = self.write_lock.lock().await;
+        self.write(|| {
             if self.tenant(&id).is_some() {
                 return Err(RegistryError::TenantExists(id));
             }
@@ -442,10 +447,9 @@ impl Registry {
             };
             self.commit(Write::PutTenant(&doc), origin, event, now)?;
             self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
-            doc
-        };
-        self.store.durable().await?;
-        Ok(doc)
+            Ok(doc)
+        })
+        .await
     }
 
     pub async fn update_tenant(
@@ -456,14 +460,11 @@ impl Registry {
         origin: &Origin,
         now: i64,
     ) -> Result<TenantDoc, RegistryError> {
-        let doc = {
-            let _guard = self.write_lock.lock().await;
+        self.write(|| {
             let mut doc = self.tenant(id).ok_or(RegistryError::NotFound)?;
             let mut changes = Vec::new();
             set(&mut doc.name, name, "name", &mut changes);
             set(&mut doc.key_limit, key_limit, "key_limit", &mut changes);
-            // With no change there is nothing to write, but the answer still waits for durability below:
-            // `doc` may hold another caller's change that is not yet on disk.
             if !changes.is_empty() {
                 doc.updated_at = now;
                 let event = AuditEvent {
@@ -475,10 +476,9 @@ impl Registry {
                 self.commit(Write::PutTenant(&doc), origin, event, now)?;
                 self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(doc.id.clone(), doc.clone());
             }
-            doc
-        };
-        self.store.durable().await?;
-        Ok(doc)
+            Ok(doc)
+        })
+        .await
     }
 }
 
