@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Actor;
 use super::error::{AdminError, IdPath, JsonBody, QueryParams};
-use super::validate::Fields;
+use super::validate::{Fields, Name};
 use super::views::{KeyPage, KeyView, ProblemView};
 use crate::config::{Config, Scope};
 use crate::index::LiveKey;
@@ -36,7 +36,7 @@ const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
     /// 2-200 characters, not blank, no control characters; unique among the owner's non-revoked keys.
-    #[schema(value_type = String, required = true, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(value_type = Name, required = true)]
     name: Option<String>,
     /// `tenant` (default) or `service`.
     #[schema(value_type = Option<Kind>)]
@@ -75,7 +75,7 @@ pub struct CreateKeyBody {
 pub struct PatchKeyBody {
     /// Not null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(value_type = Name, required = false)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 1000)]

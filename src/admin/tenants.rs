@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::auth::Actor;
 use super::error::{AdminError, IdPath, JsonBody};
-use super::validate::{valid_name, Fields};
+use super::validate::{valid_name, Fields, Name};
 use super::views::ProblemView;
 use crate::config::Scope;
 use crate::record::{unix_now, valid_tenant_id, TenantDoc};
@@ -27,7 +27,7 @@ pub struct CreateTenantBody {
     #[schema(value_type = String, required = true, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
     id: Option<String>,
     /// 2-200 characters, not blank, no control characters.
-    #[schema(value_type = String, required = true, min_length = 2, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(value_type = Name, required = true)]
     name: Option<String>,
     /// Default: `tenants.default_key_limit` of the config.
     #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
@@ -38,11 +38,7 @@ pub struct CreateTenantBody {
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantBody {
     /// null or absent: unchanged.
-    #[schema(
-        min_length = 2,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    )]
+    #[schema(value_type = Option<Name>)]
     name: Option<String>,
     /// null or absent: unchanged. May be below `keys_used`: existing keys keep working.
     #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]

@@ -163,6 +163,24 @@ pub fn valid_name(name: &str) -> bool {
     (2..=200).contains(&name.chars().count()) && !name.trim().is_empty() && !name.chars().any(char::is_control)
 }
 
+/// The OpenAPI schema of a key or tenant name: what [`valid_name`] accepts, written once for every
+/// body that has a `name` (`#[schema(value_type = Name)]`).
+pub struct Name;
+
+impl utoipa::PartialSchema for Name {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(2))
+            .max_length(Some(200))
+            .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"))
+            .description(Some("2-200 characters, not blank, no control characters"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Name {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
