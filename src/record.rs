@@ -387,23 +387,13 @@ impl KeyDoc {
 
 impl Serialize for KeyId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(self.as_str())
-        } else {
-            self.as_bytes().serialize(s)
-        }
+        serialize_alnum(self.as_str(), self.as_bytes(), s)
     }
 }
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let parsed = if d.is_human_readable() {
-            KeyId::parse(&String::deserialize(d)?)
-        } else {
-            let bytes = <[u8; crate::key::ID_LEN]>::deserialize(d)?;
-            std::str::from_utf8(&bytes).ok().and_then(KeyId::parse)
-        };
-        parsed.ok_or_else(|| serde::de::Error::custom("not a 16-character key id"))
+        deserialize_alnum::<_, { crate::key::ID_LEN }, _>(d, KeyId::parse, "not a 16-character key id")
     }
 }
 
@@ -430,24 +420,45 @@ impl<'de> Deserialize<'de> for Digest {
 
 impl Serialize for Mark {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(self.as_str())
-        } else {
-            self.0.serialize(s)
-        }
+        serialize_alnum(self.as_str(), &self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Mark {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mark = if d.is_human_readable() {
-            Mark::from_str_exact(&String::deserialize(d)?)
-        } else {
-            let bytes = <[u8; 4]>::deserialize(d)?;
-            std::str::from_utf8(&bytes).ok().and_then(Mark::from_str_exact)
-        };
-        mark.ok_or_else(|| serde::de::Error::custom("not the 4-character mark of a key"))
+        deserialize_alnum::<_, 4, _>(d, Mark::from_str_exact, "not the 4-character mark of a key")
     }
+}
+
+/// A fixed-size id of ASCII alphanumerics ([`KeyId`], [`Mark`]): its text in JSON and YAML, its bytes
+/// in binary records.
+fn serialize_alnum<S: serde::Serializer, const N: usize>(text: &str, bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error>
+where
+    [u8; N]: Serialize,
+{
+    if s.is_human_readable() {
+        s.serialize_str(text)
+    } else {
+        bytes.serialize(s)
+    }
+}
+
+/// Reads what [`serialize_alnum`] wrote, checked by `parse`.
+fn deserialize_alnum<'de, D: serde::Deserializer<'de>, const N: usize, T>(
+    d: D,
+    parse: fn(&str) -> Option<T>,
+    what: &'static str,
+) -> Result<T, D::Error>
+where
+    [u8; N]: Deserialize<'de>,
+{
+    let parsed = if d.is_human_readable() {
+        parse(&String::deserialize(d)?)
+    } else {
+        let bytes = <[u8; N]>::deserialize(d)?;
+        std::str::from_utf8(&bytes).ok().and_then(parse)
+    };
+    parsed.ok_or_else(|| serde::de::Error::custom(what))
 }
 
 impl Serialize for RateLimit {
