@@ -260,22 +260,21 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt { tree, id: String::from_utf8_lossy(id).into_owned(), reason };
     match bytes.split_first() {
-        Some((&BINARY_V1, rest)) => postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string())),
-        Some((b'{', _)) => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
-        Some((version, _)) => Err(corrupt(format!("unknown record version {version}"))),
-        None => Err(corrupt("empty record".into())),
+        Some((&BINARY_V1, rest)) => postcard::from_bytes(rest).map_err(|e| corrupt(tree, id, e)),
+        Some((b'{', _)) => decode_json(tree, id, bytes),
+        Some((version, _)) => Err(corrupt(tree, id, format!("unknown record version {version}"))),
+        None => Err(corrupt(tree, id, "empty record")),
     }
 }
 
 /// Audit entries stay JSON: their hash is defined over their JSON form, and they are read rarely.
 fn decode_json<T: DeserializeOwned>(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        id: String::from_utf8_lossy(id).into_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, id, e))
+}
+
+fn corrupt(tree: &'static str, id: &[u8], reason: impl ToString) -> StoreError {
+    StoreError::Corrupt { tree, id: String::from_utf8_lossy(id).into_owned(), reason: reason.to_string() }
 }
 
 #[cfg(test)]
