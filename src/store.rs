@@ -14,6 +14,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,8 +72,13 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in directory `path`. Fails if another process holds it.
+    ///
+    /// sled releases its directory lock from background threads shortly *after* the last handle is
+    /// dropped, so a store closed a moment ago may still look held. Opening therefore retries for up
+    /// to [`LOCK_WAIT`] before reporting the lock as taken.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(CACHE_BYTES).open()?;
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(CACHE_BYTES);
+        let db = retry_while_locked(LOCK_WAIT, || config.open())?;
         Ok(Store {
             keys: db.open_tree(KEYS)?,
             usage: db.open_tree(USAGE)?,
@@ -241,6 +247,26 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// How long [`Store::open`] waits for a directory lock that is still held.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+const LOCK_POLL: Duration = Duration::from_millis(10);
+
+/// Calls `open` until it succeeds, fails for another reason than a held lock, or `wait` has passed.
+fn retry_while_locked<T>(wait: Duration, mut open: impl FnMut() -> sled::Result<T>) -> sled::Result<T> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match open() {
+            Err(e) if is_lock_held(&e) && Instant::now() < deadline => std::thread::sleep(LOCK_POLL),
+            result => return result,
+        }
+    }
+}
+
+/// sled reports a held lock only as an `Other` I/O error with this message.
+fn is_lock_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().starts_with("could not acquire lock"))
 }
 
 fn audit_seq(key: &[u8]) -> u64 {
@@ -426,5 +452,40 @@ mod tests {
         assert_eq!(newest, vec![2, 1]);
         let below: Vec<u64> = store.audit_newest_first(Some(2)).map(|e| e.unwrap().0).collect();
         assert_eq!(below, vec![1]);
+    }
+
+    #[test]
+    fn a_lock_released_while_opening_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut holder = Some(Store::open(dir.path()).unwrap());
+        let mut attempts = 0;
+        let reopened = retry_while_locked(LOCK_WAIT, || {
+            attempts += 1;
+            let result = sled::Config::new().path(dir.path()).open();
+            holder = None; // the first attempt met the held lock; now the holder closes
+            result
+        });
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        assert!(attempts >= 2, "the first attempt must have met the lock");
+    }
+
+    #[test]
+    fn a_lock_still_held_after_the_wait_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let _holder = Store::open(dir.path()).unwrap();
+        let err = retry_while_locked(Duration::from_millis(50), || sled::Config::new().path(dir.path()).open())
+            .expect_err("a held store must not open twice");
+        assert!(is_lock_held(&err), "{err}");
+    }
+
+    #[test]
+    fn other_open_errors_are_not_retried() {
+        let mut attempts = 0;
+        let result: sled::Result<()> = retry_while_locked(LOCK_WAIT, || {
+            attempts += 1;
+            Err(sled::Error::Unsupported("not a lock".into()))
+        });
+        assert!(result.is_err());
+        assert_eq!(attempts, 1);
     }
 }

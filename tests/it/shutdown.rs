@@ -1,4 +1,5 @@
-//! Graceful shutdown (SPEC 1): on SIGTERM in-flight requests finish and the process exits with status 0.
+//! The process lifecycle (SPEC 1): on SIGTERM in-flight requests finish and the process exits with status 0;
+//! a second keygate on a store that one already holds refuses to start and leaves the first serving.
 
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -6,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{poll, yaml, FakeMode, FakeUpstream, Gateway, RequestExt};
+use crate::helpers::{poll, run_cli, yaml, FakeMode, FakeUpstream, Gateway, RequestExt};
 
 #[test]
 fn an_in_flight_request_completes_during_sigterm() {
@@ -36,4 +37,17 @@ fn sigterm_exits_with_status_zero() {
     let status = g.stop();
     assert!(status.success(), "exit status {status} after SIGTERM\n{}", g.tail());
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?} to exit", started.elapsed());
+}
+
+#[test]
+fn a_second_keygate_on_the_same_store_refuses_to_start_and_the_first_serves_on() {
+    let g = Gateway::new();
+    let rec = g.new_key(json!({}));
+    let config = g.config_path().to_string_lossy().into_owned();
+    let second = run_cli(&["serve", "--config", &config], None, &[], g.dir());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second keygate started on a held store\n{stderr}");
+    assert!(stderr.contains("cannot open the store at"), "stderr does not name the store:\n{stderr}");
+    assert!(stderr.contains("another keygate"), "stderr does not say what to check:\n{stderr}");
+    assert_eq!(g.get_with(rec["secret"].as_str().unwrap(), "/reports").status, 200, "{}", g.tail());
 }
