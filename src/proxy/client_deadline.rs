@@ -16,6 +16,7 @@
 //! phases through a task-local, so the hooks cost one atomic store and do nothing outside a wrapped
 //! connection.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,18 +57,33 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientDeadlines<A> {
         let timeout = self.state.settings().config.proxy.client_header_timeout;
         let deadline = Arc::new(Deadline::starting_now(timeout));
         let connection = DEADLINE.scope(deadline.clone(), self.inner.process_new(stream, shutdown));
-        tokio::select! {
-            reusable = connection => reusable,
-            () = deadline.expired() => {
-                self.state.metrics.client_header_timeouts.inc();
-                tracing::debug!(?timeout, "closed a connection that did not send its request header in time");
-                None
-            }
-        }
+        run_until_expired(connection, &deadline, || {
+            self.state.metrics.client_header_timeouts.inc();
+            tracing::debug!(?timeout, "closed a connection that did not send its request header in time");
+        })
+        .await
     }
 
     async fn cleanup(&self) {
         self.inner.cleanup().await
+    }
+}
+
+/// Runs `connection` until it ends, or until `deadline` passes: then calls `on_expiry` and only
+/// afterwards drops the connection, closing its socket. Whoever sees the close (a client, a test)
+/// therefore also sees what `on_expiry` counted.
+async fn run_until_expired<T>(
+    connection: impl Future<Output = Option<T>>,
+    deadline: &Deadline,
+    on_expiry: impl FnOnce(),
+) -> Option<T> {
+    tokio::pin!(connection); // lives to the end of this function, past `on_expiry`
+    tokio::select! {
+        reusable = &mut connection => reusable,
+        () = deadline.expired() => {
+            on_expiry();
+            None
+        }
     }
 }
 
@@ -142,6 +158,33 @@ mod tests {
         d.at.store(SERVING, Ordering::Relaxed);
         let watch = tokio::time::timeout(Duration::from_secs(3600), d.expired()).await;
         assert!(watch.is_err(), "the deadline fired while a request was being served");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_connection_is_counted_before_it_is_closed() {
+        /// Stands for the connection's socket: records the count seen when it is closed (dropped).
+        struct Socket<'a> {
+            count: &'a AtomicU64,
+            seen_at_close: &'a AtomicU64,
+        }
+        impl Drop for Socket<'_> {
+            fn drop(&mut self) {
+                self.seen_at_close.store(self.count.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        }
+        let (count, seen_at_close) = (AtomicU64::new(0), AtomicU64::new(u64::MAX));
+        let socket = Socket { count: &count, seen_at_close: &seen_at_close };
+        let stalled = async move {
+            let _socket = socket;
+            std::future::pending::<Option<()>>().await
+        };
+        let deadline = Deadline::starting_now(Duration::from_secs(1));
+        let reusable = run_until_expired(stalled, &deadline, || {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+        assert!(reusable.is_none());
+        assert_eq!(seen_at_close.load(Ordering::SeqCst), 1, "the socket was closed before the expiry was counted");
     }
 
     #[tokio::test(start_paused = true)]
