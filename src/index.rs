@@ -94,8 +94,21 @@ impl KeyIndex {
     /// Records one authenticated request of `key` (memory only).
     pub fn touch(&self, key: &LiveKey, ip: IpAddr, now: i64, with_previous_secret: bool) {
         if key.state.usage.touch(ip, now, with_previous_secret) {
-            self.dirty.lock().unwrap_or_else(|e| e.into_inner()).push(key.doc.id);
+            self.queue(key.doc.id);
         }
+    }
+
+    /// A rotation starts counting the previous secret's requests of key `id` from zero.
+    pub fn reset_previous_requests(&self, id: &KeyId) {
+        if self.get(id).is_some_and(|key| key.state.usage.reset_previous_requests()) {
+            self.queue(*id);
+        }
+    }
+
+    /// Queues a key that just became dirty for the next flush. Every dirty key must be queued
+    /// exactly once: a dirty key that is not queued is never queued again and never flushed.
+    fn queue(&self, id: KeyId) {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).push(id);
     }
 
     /// Takes the usage of every key touched since the last call, for the flusher.
@@ -146,10 +159,10 @@ impl Usage {
         }
     }
 
-    /// A rotation starts counting the previous secret's requests from zero.
-    pub fn reset_previous_requests(&self) {
+    /// Zeroes the previous secret's count; returns true when the key just became dirty (queue it once).
+    fn reset_previous_requests(&self) -> bool {
         self.previous_requests.store(0, Ordering::Relaxed);
-        self.dirty.store(true, Ordering::Release);
+        !self.dirty.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -189,6 +202,23 @@ mod tests {
         assert!(index.take_dirty().is_empty(), "nothing new since the last flush");
         index.touch(&key, ip, 102, false);
         assert_eq!(index.take_dirty().len(), 1);
+    }
+
+    #[test]
+    fn a_rotation_reset_queues_the_key_and_later_touches_still_do() {
+        let index = KeyIndex::default();
+        let key = index.publish(doc());
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        index.touch(&key, ip, 100, true);
+        assert_eq!(index.take_dirty().len(), 1);
+        index.reset_previous_requests(&key.doc.id);
+        let taken = index.take_dirty();
+        assert_eq!(taken.len(), 1, "the reset itself must be flushed");
+        assert_eq!((taken[0].1.requests_total, taken[0].1.previous_requests), (1, 0));
+        index.touch(&key, ip, 101, true);
+        let taken = index.take_dirty();
+        assert_eq!(taken.len(), 1, "a request after the reset must be flushed");
+        assert_eq!((taken[0].1.requests_total, taken[0].1.previous_requests), (2, 1));
     }
 
     #[test]

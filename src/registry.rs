@@ -255,9 +255,7 @@ impl Registry {
                 }
                 new_secret = Some(secret);
                 // The new grace period counts its previous-secret requests from zero.
-                if let Some(current) = registry.index.get(&doc.id) {
-                    current.state.usage.reset_previous_requests();
-                }
+                registry.index.reset_previous_requests(&doc.id);
                 Ok(changes)
             })
             .await?;

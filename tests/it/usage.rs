@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::admin_helpers::rotate;
 use crate::helpers::{check_proxy_problem, closed_addr, now, parse_rfc3339, yaml, Gateway, RequestExt, WHOAMI};
 
 fn secret(rec: &Value) -> &str {
@@ -149,4 +150,22 @@ fn acknowledged_changes_survive_a_crash() {
     let t = g.api("GET", &format!("/v1/tenants/{tenant}"), None);
     assert_eq!(t.status, 200, "a created tenant was lost in a crash: {t:?}");
     assert_eq!(t.json()["key_limit"], 7);
+}
+
+#[test]
+fn usage_after_a_rotation_survives_a_restart() {
+    let mut g = Gateway::new();
+    let rec = g.new_key(json!({}));
+    let r = rotate(&g, id(&rec), Some(json!({"grace_period": "1h"})));
+    assert_eq!(r.status, 200, "rotate: {r:?}");
+    let new = r.json();
+    for _ in 0..2 {
+        assert_eq!(g.get_with(secret(&rec), "/reports").status, 200);
+    }
+    assert_eq!(g.get_with(secret(&new), "/reports").status, 200);
+    let status = g.restart();
+    assert!(status.success(), "SIGTERM exit status {status}");
+    let after = g.key(id(&rec));
+    assert_eq!(total(&after), 3, "usage after the rotation was not flushed: {after}");
+    assert_eq!(after["rotation"]["previous_requests"], 2, "{after}");
 }
