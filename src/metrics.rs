@@ -152,19 +152,20 @@ impl Metrics {
         })
     }
 
-    /// Records one finished proxy request: counted once, by outcome.
+    /// Records one finished proxy request: counted once, by outcome. The durations go first, so a
+    /// scrape that sees the request counted also sees its durations.
     pub fn observe_request(&self, r: &RequestRecord) {
         let env = r.environment.map_or(3, Environment::index);
-        match r.outcome {
-            Outcome::Pending => self.abandoned[env].inc(),
-            outcome => self.requests[env][outcome_index(outcome)].inc(),
-        }
         self.request_duration[env].observe(r.duration.as_secs_f64());
         if let Some(auth) = r.auth {
             self.auth_duration.observe(auth.as_secs_f64());
         }
         if let Some(upstream) = r.upstream {
             self.upstream_duration[env].observe(upstream.as_secs_f64());
+        }
+        match r.outcome {
+            Outcome::Pending => self.abandoned[env].inc(),
+            outcome => self.requests[env][outcome_index(outcome)].inc(),
         }
     }
 

@@ -141,14 +141,14 @@ pub(crate) fn create_many(g: &Gateway, tenant: &str, n: usize, threads: usize) -
     })
 }
 
-/// A key (created with `fields`) whose expiry has passed: created to expire about two seconds from
-/// now, then polled (with a deadline) until the admin API shows it `expired`.
+/// A key (created with `fields`) whose expiry has passed: created to expire about four seconds from
+/// now (time enough for the create on a busy machine), then polled until the admin API shows it `expired`.
 pub(crate) fn expired_key(g: &Gateway, fields: Value) -> Value {
     let mut fields = fields;
-    fields["expires_at"] = json!(rfc3339(now() + time::Duration::seconds(2)));
+    fields["expires_at"] = json!(rfc3339(now() + time::Duration::seconds(4)));
     let rec = g.new_key(fields);
     let key_id = id(&rec).to_owned();
-    poll(Duration::from_secs(6), || (g.key(&key_id)["status"] == "expired").then_some(()))
+    poll(Duration::from_secs(8), || (g.key(&key_id)["status"] == "expired").then_some(()))
         .unwrap_or_else(|| panic!("key {key_id} never became expired: {}", g.key(&key_id)));
     rec
 }

@@ -1167,6 +1167,10 @@ fn killed_at_the_first_answer(action: &str, answers: &[u16], expected: &str) {
             }
             g.kill9();
         });
+        assert!(
+            answered.load(Ordering::SeqCst),
+            "round {round}: no {action} was answered {answers:?} within {HTTP_TIMEOUT:?}"
+        );
         g.start_again();
         let status = g.key(&id)["status"].clone();
         if status != expected {

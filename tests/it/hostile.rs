@@ -176,15 +176,15 @@ fn peer_closed(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// Waits until the peer closes the connection; how long that took, or `None` if it stayed open past `limit`.
-fn time_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+/// Waits until the peer closes the connection; false if it stayed open past `limit`.
+fn wait_until_closed(stream: &mut TcpStream, limit: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {
         if peer_closed(stream) {
-            return Some(started.elapsed());
+            return true;
         }
     }
-    None
+    false
 }
 
 fn header_timeouts(g: &Gateway) -> f64 {
@@ -194,11 +194,13 @@ fn header_timeouts(g: &Gateway) -> f64 {
 #[test]
 fn a_client_that_stalls_mid_header_is_cut_at_the_header_timeout() {
     let g = with_header_timeout("1s");
+    // Timed from before the connect, so the cut can never look earlier than the server's deadline.
+    let started = Instant::now();
     let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
     stream.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nX-API-Ke").unwrap();
-    let closed =
-        time_until_closed(&mut stream, Duration::from_secs(10)).expect("a stalled header holds the connection");
-    assert!(closed >= Duration::from_millis(900), "cut before its timeout: {closed:?}");
+    assert!(wait_until_closed(&mut stream, Duration::from_secs(10)), "a stalled header holds the connection");
+    let closed = started.elapsed();
+    assert!(closed >= Duration::from_secs(1), "cut before its timeout: {closed:?}");
     assert_eq!(header_timeouts(&g), 1.0);
     still_serving(&g);
 }
@@ -206,9 +208,9 @@ fn a_client_that_stalls_mid_header_is_cut_at_the_header_timeout() {
 #[test]
 fn a_client_trickling_its_header_is_cut_at_the_header_timeout() {
     let g = with_header_timeout("1s");
+    let started = Instant::now(); // before the connect, as above
     let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
     // One byte every 100 ms, never a whole header: each read is quick, the header never completes.
-    let started = Instant::now();
     let header =
         b"GET /slowloris HTTP/1.1\r\nHost: a\r\n".iter().chain(b"X-Padding: ".iter()).chain([b'a'; 200].iter());
     let mut cut = None;
@@ -220,19 +222,20 @@ fn a_client_trickling_its_header_is_cut_at_the_header_timeout() {
         assert!(started.elapsed() < Duration::from_secs(10), "a trickling client was never cut");
     }
     let cut = cut.expect("the trickling client was never cut");
-    assert!(cut >= Duration::from_millis(900) && cut < Duration::from_secs(5), "cut after {cut:?}");
+    assert!(cut >= Duration::from_secs(1) && cut < Duration::from_secs(5), "cut after {cut:?}");
     assert_eq!(header_timeouts(&g), 1.0);
     still_serving(&g);
 }
 
 #[test]
 fn a_kept_alive_connection_may_idle_longer_than_the_header_timeout() {
-    let g = with_header_timeout("300ms");
+    let g = with_header_timeout("1s");
     let key = g.new_key(json!({}));
     let secret = key["secret"].as_str().unwrap();
-    let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let request = format!("GET /a HTTP/1.1\r\nHost: a\r\nX-API-Key: {secret}\r\n\r\n");
+    let mut stream = TcpStream::connect(("127.0.0.1", g.ports.proxy)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let read_answer = |stream: &mut TcpStream| {
         let mut answer = Vec::new();
         let mut buf = [0u8; 4096];
@@ -243,12 +246,11 @@ fn a_kept_alive_connection_may_idle_longer_than_the_header_timeout() {
         }
         String::from_utf8_lossy(&answer).into_owned()
     };
-    stream.write_all(request.as_bytes()).unwrap();
     assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"));
-    // Idle for three header timeouts: the deadline of an idle kept-alive connection is pingora's
+    // Idle for two header timeouts: the deadline of an idle kept-alive connection is pingora's
     // keep-alive idle time plus the header timeout, so the connection must still serve.
-    let idle_until = Instant::now() + Duration::from_millis(900);
-    poll(Duration::from_secs(2), || (Instant::now() >= idle_until).then_some(()));
+    let idle_until = Instant::now() + Duration::from_secs(2);
+    poll(Duration::from_secs(3), || (Instant::now() >= idle_until).then_some(()));
     stream.write_all(request.as_bytes()).unwrap();
     assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"), "the second request on the connection failed");
     assert_eq!(header_timeouts(&g), 0.0);
@@ -257,10 +259,10 @@ fn a_kept_alive_connection_may_idle_longer_than_the_header_timeout() {
 #[test]
 fn a_slow_upstream_is_not_cut_by_the_header_timeout() {
     // The header deadline must not run while a request is being served.
-    let slow = FakeUpstream::start(FakeMode::AnswerAfter(Duration::from_secs(1)));
+    let slow = FakeUpstream::start(FakeMode::AnswerAfter(Duration::from_secs(2)));
     let addr = slow.addr.clone();
     let g = Gateway::start(move |c| {
-        c["proxy"]["client_header_timeout"] = "300ms".into();
+        c["proxy"]["client_header_timeout"] = "1s".into();
         c["environments"]["production"]["upstreams"] = yaml(json!([addr]));
     });
     let key = g.new_key(json!({}));

@@ -205,7 +205,7 @@ fn the_key_gauge_follows_every_mutation_at_once() {
 #[test]
 fn the_key_gauge_shows_expiry_without_a_mutation() {
     let g = Gateway::new();
-    let expires = rfc3339(now() + Duration::from_secs(3));
+    let expires = rfc3339(now() + Duration::from_secs(5));
     g.new_key(json!({"environment": "development", "expires_at": expires}));
     assert_eq!(key_gauge(&g), expected(&[(&["development", "active"], 1.0)]));
     let mut last = BTreeMap::new();

@@ -69,12 +69,12 @@ fn the_policy_window_follows_the_period() {
 #[test]
 fn the_environment_default_applies_without_a_key_limit() {
     let g =
-        Gateway::start(|c| c["environments"]["development"]["rate_limit"] = yaml(json!({"per_second": 1, "burst": 2})));
+        Gateway::start(|c| c["environments"]["development"]["rate_limit"] = yaml(json!({"per_minute": 2, "burst": 2})));
     let rec = g.new_key(json!({"environment": "development"}));
     assert!(rec["rate_limit"].is_null());
     let first = g.get_with(secret(&rec), "/reports");
     assert_eq!(first.status, 200);
-    assert_eq!(first.header("ratelimit-policy").as_deref(), Some(r#""key";q=1;w=1"#), "{first:?}");
+    assert_eq!(first.header("ratelimit-policy").as_deref(), Some(r#""key";q=2;w=60"#), "{first:?}");
     assert_eq!(g.get_with(secret(&rec), "/reports").status, 200);
     check_proxy_problem(&g.get_with(secret(&rec), "/reports"), 429, "rate_limited");
     let prod = g.new_key(json!({"environment": "production"}));
@@ -117,9 +117,10 @@ fn denied_requests_do_not_spend_the_rate_limit() {
 #[test]
 fn the_bucket_refills_over_time() {
     let g = Gateway::new();
-    let rec = g.new_key(json!({"rate_limit": {"per_second": 2, "burst": 1}}));
+    // One request every 2 s: the second request must land within 2 s of the first, even on a busy machine.
+    let rec = g.new_key(json!({"rate_limit": {"per_minute": 30, "burst": 1}}));
     assert_eq!(g.get_with(secret(&rec), "/reports").status, 200);
     check_proxy_problem(&g.get_with(secret(&rec), "/reports"), 429, "rate_limited");
-    let again = poll(Duration::from_secs(3), || (g.get_with(secret(&rec), "/reports").status == 200).then_some(()));
+    let again = poll(Duration::from_secs(6), || (g.get_with(secret(&rec), "/reports").status == 200).then_some(()));
     assert!(again.is_some(), "the bucket never refilled");
 }
