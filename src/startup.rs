@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! open store → load keys and tenants into the index → admin secrets (env / bootstrap)
-//! bind admin + metrics listeners (clear errors) → control runtime: admin API, /metrics,
-//!   usage flusher, housekeeping, readiness probe, SIGHUP reload
-//! pingora Server: proxy service on proxy.listen → run until SIGTERM/SIGINT
+//! bind admin + metrics listeners (clear errors) → control runtime: SIGTERM/SIGINT handlers first,
+//!   then admin API, /metrics, usage flusher, housekeeping, readiness probe, SIGHUP reload
+//! pingora Server: proxy service on proxy.listen → run until a stop signal
 //! drain in-flight requests → stop control tasks → final usage flush → store flush
 //! ```
 //! Pingora sleeps its whole grace period on SIGTERM and then cancels what is still running, so
@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
@@ -68,8 +69,11 @@ pub fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
         .thread_name("keygate-control")
         .enable_all()
         .build()?;
+    // Before any listener answers: a signal sent as soon as keygate looks up must drain, not kill.
+    let stop_signals = StopSignals::install(&control).context("cannot install the SIGTERM/SIGINT handlers")?;
     let (stop, stopped) = watch::channel(false);
     let tasks = vec![
+        control.spawn(stop_signals.forward(state.clone(), stopped.clone())),
         control.spawn(serve_http(admin_listener, admin::router(state.clone()), stopped.clone())),
         control.spawn(serve_http(metrics_listener, metrics::router(state.clone()), stopped.clone())),
         control.spawn({
@@ -178,7 +182,6 @@ async fn housekeeping(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
 
 /// Re-reads the config on every SIGHUP (see `reload`).
 async fn reload_on_sighup(state: Arc<State>, path: PathBuf, mut stopped: watch::Receiver<bool>) {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => return tracing::error!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
@@ -241,8 +244,36 @@ async fn probe_readiness(state: Arc<State>, listen: Vec<SocketAddr>, stopped: wa
     }
 }
 
-/// Pingora's shutdown signal: on SIGTERM or SIGINT, stop taking keep-alive requests, wait for the
-/// requests in flight (at most `limit`), then tell pingora to stop.
+/// SIGTERM and SIGINT, listened for from before the first listener answers. Pingora would only
+/// listen once its main loop runs, and a signal arriving before that (say, from a supervisor that
+/// saw `/healthz` answer) took the default action: the process died without draining or its final
+/// usage flush.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn install(runtime: &tokio::runtime::Runtime) -> std::io::Result<StopSignals> {
+        let _in_runtime = runtime.enter();
+        Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    /// Turns the first signal into a stop request for [`Drain`] (a `Notify` permit: kept if pingora
+    /// is not waiting yet).
+    async fn forward(mut self, state: Arc<State>, mut stopped: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = self.int.recv() => tracing::info!("SIGINT: draining"),
+            _ = stopped.changed() => return,
+        }
+        state.stop_request.notify_one();
+    }
+}
+
+/// Pingora's shutdown signal: on a stop request (a signal, or a proxy that never came up), stop
+/// taking keep-alive requests, wait for the requests in flight (at most `limit`), then tell pingora
+/// to stop.
 struct Drain {
     state: Arc<State>,
     limit: Duration,
@@ -251,20 +282,7 @@ struct Drain {
 #[async_trait]
 impl ShutdownSignalWatch for Drain {
     async fn recv(&self) -> ShutdownSignal {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: draining"),
-                    _ = int.recv() => tracing::info!("SIGINT: draining"),
-                    _ = self.state.stop_request.notified() => tracing::info!("stopping"),
-                }
-            }
-            _ => {
-                tracing::error!("cannot install signal handlers; keygate will stop only when killed");
-                self.state.stop_request.notified().await;
-            }
-        }
+        self.state.stop_request.notified().await;
         self.state.draining.store(true, Ordering::Release);
         let deadline = Instant::now() + self.limit;
         while self.state.in_flight.count() > 0 && Instant::now() < deadline {

@@ -34,9 +34,9 @@ pub struct State {
     pub access_log: AccessLog,
     /// Set once the proxy listener accepts connections (for `/readyz`).
     pub proxy_ready: AtomicBool,
-    /// Set on SIGTERM/SIGINT: answers close their connection so clients move elsewhere.
+    /// Set once draining starts: answers close their connection so clients move elsewhere.
     pub draining: AtomicBool,
-    /// Asks the process to stop from inside (a listener that never came up).
+    /// Asks the process to drain and stop: a SIGTERM/SIGINT, or a proxy listener that never came up.
     pub stop_request: tokio::sync::Notify,
     /// Set when the proxy listener did not come up in time: the process exits with an error.
     pub proxy_failed: AtomicBool,
