@@ -93,17 +93,10 @@ fn a_sigterm_as_soon_as_keygate_answers_drains_and_exits_zero() {
         thread::sleep(Duration::from_millis(1));
     }
     signal(child.id(), "TERM");
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("keygate did not exit within 20 s of SIGTERM\n{}", stderr());
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    let status = poll(Duration::from_secs(20), || child.try_wait().expect("try_wait")).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("keygate did not exit within 20 s of SIGTERM\n{}", stderr())
+    });
     assert!(status.success(), "exit status {status} (killed by the signal, not drained)\n{}", stderr());
     assert!(stderr().contains("SIGTERM: draining"), "{}", stderr());
 }
