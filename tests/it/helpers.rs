@@ -535,9 +535,8 @@ pub(crate) fn add_route(config: &mut serde_yaml::Value, route: Value) {
 
 /// Runs the keygate binary with a clean `KEYGATE_*` environment plus `env`, stdin `stdin`, in `cwd`.
 pub(crate) fn run_cli(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)], cwd: &Path) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
+    let mut cmd = keygate_command();
     cmd.args(args).current_dir(cwd).stdout(Stdio::piped()).stderr(Stdio::piped());
-    clean_env(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -558,12 +557,15 @@ pub(crate) fn run_cli(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)], 
     child.wait_with_output().expect("collect output")
 }
 
-fn clean_env(cmd: &mut Command) {
+/// The keygate binary, without any `KEYGATE_*` variable of the test's own environment.
+pub(crate) fn keygate_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("KEYGATE_") {
             cmd.env_remove(k);
         }
     }
+    cmd
 }
 
 // ------------------------------------------------------------------------------------------ the gateway
@@ -694,7 +696,7 @@ impl Gateway {
         let open = |name: &str| {
             OpenOptions::new().create(true).append(true).open(self.dir.path().join(name)).expect("open log file")
         };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
+        let mut cmd = keygate_command();
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config_path)
@@ -702,7 +704,6 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(open("stdout.log"))
             .stderr(open("stderr.log"));
-        clean_env(&mut cmd);
         if let Some(token) = &self.env_token {
             cmd.env("KEYGATE_ADMIN_TOKEN", token);
         }

@@ -4,14 +4,16 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{default_config, poll, run_cli, signal, yaml, FakeMode, FakeUpstream, Gateway, Ports, RequestExt};
+use crate::helpers::{
+    default_config, keygate_command, poll, run_cli, signal, yaml, FakeMode, FakeUpstream, Gateway, Ports, RequestExt,
+};
 
 #[test]
 fn an_in_flight_request_completes_during_sigterm() {
@@ -74,7 +76,7 @@ fn a_sigterm_as_soon_as_keygate_answers_drains_and_exits_zero() {
     let config_path = dir.path().join("keygate.yaml");
     std::fs::write(&config_path, serde_yaml::to_string(&config).expect("yaml")).expect("write config");
     let stderr_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let mut child = keygate_command()
         .args(["serve", "--config"])
         .arg(&config_path)
         .env("KEYGATE_ADMIN_TOKEN", "kg-test-token-for-shutdown")
